@@ -1,0 +1,115 @@
+// ember/detail/runtime_core.hpp — the runtime's shared state: workers, the
+// process table (type-stable control blocks), the inject queue, the idle
+// set, the stack pool, and the stop protocol.
+//
+// Stop protocol (runtime_core::stop):
+//  1. set `stopping_`: spawn now throws runtime_stopped;
+//  2. mark every live process kill_pending and wake it; a process ends at
+//     its next runtime call (receive, send, checkpoint, ...), unwinding its
+//     stack so destructors run;
+//  3. wait until no process is live, repeating step 2 for processes that
+//     were being spawned while it ran;
+//  4. set `shutdown_`, wake every worker, join them;
+//  5. the destructor frees every block, stack and queued message.
+//
+// Threads: any thread, except where a member says worker only.
+// Ownership: owns workers, blocks (in chunks) and the stack pool.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "ember/options.hpp"
+#include "ember/pid.hpp"
+#include "ember/process/process.hpp"
+#include "ember/process/stack_pool.hpp"
+#include "ember/scheduler/idle.hpp"
+#include "ember/scheduler/inject_queue.hpp"
+#include "ember/scheduler/worker.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace ember::detail {
+
+class runtime_core {
+public:
+  explicit runtime_core(runtime_options opts);
+  ~runtime_core();
+  runtime_core(const runtime_core&) = delete;
+  runtime_core& operator=(const runtime_core&) = delete;
+
+  // -- spawn: allocate, fill in the entry, publish ------------------------
+  /// A fresh block for a new process (validates options; throws
+  /// runtime_stopped / invalid_option).
+  process* prepare_spawn(const spawn_options& o, const char* what);
+  /// Give the block its serial and make it runnable.
+  ember::pid publish_spawn(process* p);
+  /// Give back a block from prepare_spawn when filling it in failed.
+  void abandon_spawn(process* p);
+
+  /// Make p runnable from a thread that is not one of this runtime's
+  /// workers (or from a worker when it must not take the LIFO slot).
+  void inject(process* p);
+  /// Wake one parked worker if nobody is searching for work.
+  void notify_one();
+  /// Wake p, which was blocked in receive (its mailbox marker was taken).
+  void wake(process* p);
+
+  /// Block the calling (non-process) thread until the process exits.
+  exit_reason wait(ember::pid p);
+  void stop();
+  [[nodiscard]] bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+  [[nodiscard]] bool shutting_down() const noexcept { return shutdown_.load(std::memory_order_acquire); }
+
+  // -- worker only ----------------------------------------------------------
+  void release_block(worker& w, process* p);
+  void on_process_exit();
+  void crash_report(ember::pid p, const exit_reason& r);
+
+  const runtime_options& options() const noexcept { return opts_; }
+  std::uint32_t worker_count() const noexcept { return std::uint32_t(workers_.size()); }
+  worker& worker_at(std::uint32_t i) noexcept { return *workers_[i]; }
+  inject_queue<process>& injector() noexcept { return inject_; }
+  idle_set& idle() noexcept { return idle_; }
+  stack_pool& stacks() noexcept { return stacks_; }
+  std::size_t default_stack_class() const noexcept { return default_class_; }
+  std::size_t live() const noexcept { return std::size_t(live_.load(std::memory_order_acquire)); }
+
+  /// Every live pid (any thread; a snapshot).
+  std::vector<ember::pid> processes() const;
+
+private:
+  process* alloc_block();
+  std::uint64_t next_serial();
+  void kill_all();
+
+  runtime_options opts_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::size_t default_class_;
+  stack_pool stacks_;
+  inject_queue<process> inject_;
+  idle_set idle_;
+  std::vector<std::unique_ptr<worker>> workers_;
+
+  mutable std::mutex table_mu_;  // guards chunks_ and free_
+  std::vector<std::unique_ptr<process[]>> chunks_;
+  std::vector<process*> free_;
+  static constexpr std::size_t chunk_size = 1024;
+
+  std::atomic<std::uint64_t> serial_{1};
+  std::atomic<std::int64_t> live_{0};
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> shutdown_{false};
+  std::mutex stop_call_mu_;  // held through stop(); guards stopped_
+  std::mutex stop_mu_;       // pairs with stop_cv_
+  std::condition_variable stop_cv_;
+  bool stopped_ = false;
+};
+
+}  // namespace ember::detail

@@ -1,0 +1,15 @@
+// ember/ember.hpp — the whole public API, in layer order.
+//
+// Threads/ownership: see each header.
+#pragma once
+
+#include "ember/errors.hpp"
+#include "ember/exit_reason.hpp"
+#include "ember/options.hpp"
+#include "ember/pid.hpp"
+
+#include "ember/runtime.hpp"
+#include "ember/this_process.hpp"
+#include "ember/spawn.hpp"
+#include "ember/send.hpp"
+#include "ember/receive.hpp"

@@ -1,0 +1,253 @@
+// ember/impl/runtime_core.ipp — runtime state, spawn, wait and stop
+// (compiled once, in src/ember.cpp).  The stop protocol is described at the
+// top of detail/runtime_core.hpp.
+#pragma once
+
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "ember/detail/runtime_core.hpp"
+#include "ember/errors.hpp"
+
+namespace ember::detail {
+
+namespace {
+runtime_options validated(runtime_options o) {
+  if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (o.workers > 1024)
+    throw invalid_option(fmt::format("runtime_options::workers = {}: at most 1024 workers", o.workers));
+  if (o.reductions < 1 || o.reductions > 1000000000)
+    throw invalid_option(fmt::format(
+        "runtime_options::reductions = {}: must be between 1 and 1000000000", o.reductions));
+  if (o.stack_size < min_stack_size || o.stack_size > max_stack_size)
+    throw invalid_option(fmt::format(
+        "runtime_options::stack_size = {} bytes: must be between {} and {} bytes", o.stack_size,
+        min_stack_size, max_stack_size));
+  return o;
+}
+}  // namespace
+
+runtime_core::runtime_core(runtime_options opts)
+    : opts_(validated(std::move(opts))),
+      logger_(opts_.logger ? opts_.logger : spdlog::default_logger()),
+      default_class_(stack_pool::size_class(opts_.stack_size)),
+      idle_(opts_.workers) {
+  workers_.reserve(opts_.workers);
+  for (std::uint32_t i = 0; i < opts_.workers; ++i)
+    workers_.push_back(std::make_unique<worker>(*this, i));
+  for (auto& w : workers_) w->start();
+}
+
+runtime_core::~runtime_core() {
+  stop();
+  // Every process has exited; free blocks hold closed, empty mailboxes.
+}
+
+process* runtime_core::prepare_spawn(const spawn_options& o, const char* what) {
+  std::size_t cls = default_class_;
+  if (o.stack_size != 0) {
+    if (o.stack_size < min_stack_size || o.stack_size > max_stack_size)
+      throw invalid_option(fmt::format(
+          "spawn_options::stack_size = {} bytes: must be 0 (the runtime's default) or between "
+          "{} and {} bytes",
+          o.stack_size, min_stack_size, max_stack_size));
+    cls = stack_pool::size_class(o.stack_size);
+  }
+  // Count the process as live before looking at stopping_, so stop() either
+  // sees it or it sees stop().
+  live_.fetch_add(1, std::memory_order_seq_cst);
+  if (stopping_.load(std::memory_order_seq_cst)) {
+    on_process_exit();
+    throw runtime_stopped(what);
+  }
+  process* p;
+  try {
+    p = alloc_block();
+  } catch (...) {
+    on_process_exit();
+    throw;
+  }
+  p->stack_class = cls;
+  return p;
+}
+
+void runtime_core::abandon_spawn(process* p) {
+  worker* w = this_worker();
+  if (w && &w->runtime() == this) release_block(*w, p);
+  else {
+    std::lock_guard lk(table_mu_);
+    free_.push_back(p);
+  }
+  on_process_exit();
+}
+
+ember::pid runtime_core::publish_spawn(process* p) {
+  std::uint64_t s = next_serial();
+  p->mbox.open();
+  p->kill_pending.store(false, std::memory_order_relaxed);
+  p->status.store(process_status::runnable, std::memory_order_relaxed);
+  std::memset(p->eh_state, 0, sizeof p->eh_state);
+  {
+    std::lock_guard lk(p->hooks_lock);
+    p->hooks_closed = false;
+    // ordering: release publishes the fresh block to senders holding the pid.
+    p->serial.store(s, std::memory_order_release);
+  }
+  worker* w = this_worker();
+  if (w && &w->runtime() == this) w->push_back(p);
+  else inject(p);
+  return {p, s};
+}
+
+process* runtime_core::alloc_block() {
+  worker* w = this_worker();
+  if (w && &w->runtime() == this) {
+    if (w->free_blocks.empty()) {
+      std::lock_guard lk(table_mu_);
+      for (int i = 0; i < 64 && !free_.empty(); ++i) {
+        w->free_blocks.push_back(free_.back());
+        free_.pop_back();
+      }
+      if (w->free_blocks.empty()) {
+        auto chunk = std::make_unique<process[]>(chunk_size);
+        for (std::size_t i = 0; i < chunk_size; ++i) chunk[i].rt = this;
+        for (std::size_t i = chunk_size; i-- > 1;) free_.push_back(&chunk[i]);
+        w->free_blocks.push_back(&chunk[0]);
+        chunks_.push_back(std::move(chunk));
+      }
+    }
+    process* p = w->free_blocks.back();
+    w->free_blocks.pop_back();
+    return p;
+  }
+  std::lock_guard lk(table_mu_);
+  if (free_.empty()) {
+    auto chunk = std::make_unique<process[]>(chunk_size);
+    for (std::size_t i = 0; i < chunk_size; ++i) chunk[i].rt = this;
+    for (std::size_t i = chunk_size; i-- > 0;) free_.push_back(&chunk[i]);
+    chunks_.push_back(std::move(chunk));
+  }
+  process* p = free_.back();
+  free_.pop_back();
+  return p;
+}
+
+void runtime_core::release_block(worker& w, process* p) {
+  w.free_blocks.push_back(p);
+  if (w.free_blocks.size() >= 256) {
+    std::lock_guard lk(table_mu_);
+    while (w.free_blocks.size() > 128) {
+      free_.push_back(w.free_blocks.back());
+      w.free_blocks.pop_back();
+    }
+  }
+}
+
+std::uint64_t runtime_core::next_serial() {
+  worker* w = this_worker();
+  if (w && &w->runtime() == this) {
+    if (w->serial_next == w->serial_end) {
+      w->serial_next = serial_.fetch_add(1024, std::memory_order_relaxed);
+      w->serial_end = w->serial_next + 1024;
+    }
+    return w->serial_next++;
+  }
+  return serial_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void runtime_core::on_process_exit() {
+  if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 && stopping()) {
+    std::lock_guard lk(stop_mu_);
+    stop_cv_.notify_all();
+  }
+}
+
+void runtime_core::inject(process* p) {
+  inject_.push(p);
+  notify_one();
+}
+
+void runtime_core::notify_one() {
+  int w = idle_.pick_sleeper();
+  if (w >= 0) workers_[std::size_t(w)]->park_handle().unpark();
+}
+
+void runtime_core::wake(process* p) {
+  p->status.store(process_status::runnable, std::memory_order_relaxed);
+  worker* w = this_worker();
+  if (w && &w->runtime() == this) w->push_lifo(p);
+  else inject(p);
+}
+
+exit_reason runtime_core::wait(ember::pid target) {
+  if (this_process() && this_process()->rt == this)
+    throw error("ember::runtime::wait blocks its thread and must not be called from inside a "
+                "process of the same runtime; use a monitor instead");
+  process* p = target.block();
+  if (!p) return exit_reason::noproc();
+  auto latch = std::make_shared<exit_latch>();
+  {
+    std::lock_guard lk(p->hooks_lock);
+    if (p->serial.load(std::memory_order_acquire) != target.serial() || p->hooks_closed)
+      return exit_reason::noproc();
+    p->waiters.push_back(latch);
+  }
+  while (!latch->done.load(std::memory_order_acquire)) latch->done.wait(false, std::memory_order_acquire);
+  return latch->reason;
+}
+
+void runtime_core::kill_all() {
+  std::lock_guard lk(table_mu_);
+  for (auto& chunk : chunks_) {
+    for (std::size_t i = 0; i < chunk_size; ++i) {
+      process* p = &chunk[i];
+      std::uint64_t s = p->serial.load(std::memory_order_acquire);
+      if (s == 0) continue;
+      p->kill_pending.store(true, std::memory_order_release);
+      envelope* e = make_envelope<wake_signal>(s);
+      if (p->mbox.push(e) == mailbox::push_result::woke_owner) wake(p);
+    }
+  }
+}
+
+void runtime_core::stop() {
+  if (this_process() && this_process()->rt == this)
+    throw error("ember::runtime::stop must not be called from inside a process of the same "
+                "runtime; return from (or exit) the root process instead");
+  std::lock_guard call(stop_call_mu_);
+  if (stopped_) return;
+  stopping_.store(true, std::memory_order_seq_cst);
+  for (;;) {
+    if (live_.load(std::memory_order_seq_cst) == 0) break;
+    kill_all();
+    std::unique_lock lk(stop_mu_);
+    if (stop_cv_.wait_for(lk, std::chrono::milliseconds(20),
+                          [this] { return live_.load(std::memory_order_seq_cst) == 0; }))
+      break;
+  }
+  shutdown_.store(true, std::memory_order_seq_cst);
+  for (auto& w : workers_) w->park_handle().unpark();
+  for (auto& w : workers_) w->join();
+  stopped_ = true;
+}
+
+std::vector<ember::pid> runtime_core::processes() const {
+  std::vector<ember::pid> out;
+  std::lock_guard lk(table_mu_);
+  for (auto& chunk : chunks_)
+    for (std::size_t i = 0; i < chunk_size; ++i)
+      if (std::uint64_t s = chunk[i].serial.load(std::memory_order_acquire))
+        out.emplace_back(&chunk[i], s);
+  return out;
+}
+
+void runtime_core::crash_report(ember::pid p, const exit_reason& r) {
+  try {
+    logger_->error("crash report: process {} exited with reason: {}", p, r.to_string());
+  } catch (...) {
+    // A failing log sink must not take the worker down.
+  }
+}
+
+}  // namespace ember::detail

@@ -1,0 +1,80 @@
+// ember/impl/this_process.ipp — process-context operations (compiled once).
+#pragma once
+
+#include <exception>
+
+#include "ember/detail/runtime_core.hpp"
+#include "ember/errors.hpp"
+#include "ember/this_process.hpp"
+#include "ember/timer/timer_queue.hpp"
+
+namespace ember {
+namespace detail {
+
+void switch_out(process* p, switch_request req);
+
+process* current_or_throw(const char* operation) {
+  process* p = this_process();
+  if (!p) throw not_in_process(operation);
+  return p;
+}
+
+namespace {
+/// A pending kill ends the process here — unless it is already unwinding
+/// (throwing from a destructor would terminate the program).
+inline void check_kill(process* p) {
+  if (EMBER_UNLIKELY(p->kill_pending.load(std::memory_order_acquire)) &&
+      std::uncaught_exceptions() == 0)
+    throw exit_exception{exit_reason::killed()};
+}
+}  // namespace
+
+void spend(long n) {
+  process* p = this_process();
+  if (!p) return;
+  check_kill(p);
+  worker* w = p->w;
+  if ((w->budget -= n) <= 0) {
+    switch_out(p, switch_request::yield);
+    check_kill(p);
+  }
+}
+
+void wait_for_message(process* self, const clock::time_point* deadline, bool arm) {
+  if (deadline && arm) {
+    std::uint64_t seq = self->wait_seq.load(std::memory_order_relaxed) + 1;
+    self->wait_seq.store(seq, std::memory_order_relaxed);
+    self->w->add_timeout({*deadline, self, self->serial.load(std::memory_order_relaxed), seq});
+  }
+  switch_out(self, switch_request::wait);
+  check_kill(self);
+}
+
+bool discard_if_internal(process* self, envelope* prev, envelope* e) {
+  if (e->serial == self->serial.load(std::memory_order_relaxed) && e->tag != type_tag<wake_signal>())
+    return false;
+  self->mbox.unlink(prev, e);
+  e->destroy(e);
+  check_kill(self);
+  return true;
+}
+
+}  // namespace detail
+
+pid self() { return detail::current_or_throw("self")->self_pid(); }
+
+void yield() {
+  detail::process* p = detail::current_or_throw("yield");
+  detail::check_kill(p);
+  detail::switch_out(p, detail::switch_request::yield);
+  detail::check_kill(p);
+}
+
+void exit(exit_reason reason) {
+  detail::current_or_throw("exit");
+  throw detail::exit_exception{std::move(reason)};
+}
+
+bool in_process() noexcept { return detail::this_process() != nullptr; }
+
+}  // namespace ember

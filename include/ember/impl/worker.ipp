@@ -1,0 +1,362 @@
+// ember/impl/worker.ipp — the worker loop, process switching and exit
+// (compiled once, in src/ember.cpp).
+//
+// Process exit (worker::finish), in order:
+//  1. the fiber has unwound and stored its exit reason, then switched back;
+//  2. the mailbox is closed: queued messages are destroyed, later sends drop;
+//  3. exit waiters are taken under the hook lock (no new ones can join) and
+//     released with the reason;
+//  4. the stack goes back to the cache, the serial is cleared (the block is
+//     free), the block goes to the free list, the live count drops.
+#pragma once
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <exception>
+
+#include "ember/detail/runtime_core.hpp"
+#include "ember/scheduler/worker.hpp"
+
+namespace ember::detail {
+
+namespace {
+thread_local worker* tl_worker = nullptr;
+thread_local process* tl_process = nullptr;
+
+// The C++ runtime keeps "exceptions being handled" per thread.  A process
+// may switch out inside a catch block and resume on another thread, so each
+// fiber carries its own copy, swapped in and out around every slice.
+struct eh_globals {
+  void* caught = nullptr;
+  unsigned int uncaught = 0;
+};
+}  // namespace
+}  // namespace ember::detail
+
+extern "C" ember::detail::eh_globals* __cxa_get_globals() noexcept;
+
+namespace ember::detail {
+
+EMBER_NOINLINE worker* this_worker() noexcept { return tl_worker; }
+EMBER_NOINLINE process* this_process() noexcept { return tl_process; }
+
+// ---- stack overflow report --------------------------------------------------
+
+namespace {
+struct sigaction previous_segv;
+std::atomic<bool> segv_installed{false};
+
+std::size_t put_dec(char* out, std::uint64_t v) {
+  char tmp[24];
+  std::size_t n = 0;
+  do {
+    tmp[n++] = char('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (std::size_t i = 0; i < n; ++i) out[i] = tmp[n - 1 - i];
+  return n;
+}
+std::size_t put_str(char* out, const char* s) {
+  std::size_t n = std::strlen(s);
+  std::memcpy(out, s, n);
+  return n;
+}
+
+void on_segv(int sig, siginfo_t* si, void* uc) {
+  process* p = tl_process;
+  char* addr = static_cast<char*>(si->si_addr);
+  if (p && p->stk.base && addr >= p->stk.base - stack_pool::page_size() &&
+      addr < p->stk.usable_bottom()) {
+    char msg[256];
+    std::size_t n = put_str(msg, "ember: stack overflow in process <0.");
+    n += put_dec(msg + n, p->serial.load(std::memory_order_relaxed));
+    n += put_str(msg + n, ".0> (stack size ");
+    n += put_dec(msg + n, p->stk.usable_size());
+    n += put_str(msg + n, " bytes); give it a larger spawn_options::stack_size\n");
+    ssize_t ignored = ::write(2, msg, n);
+    (void)ignored;
+    ::signal(SIGABRT, SIG_DFL);
+    ::abort();
+  }
+  // Not an overflow of a process stack: hand the fault to whoever had it.
+  ::sigaction(SIGSEGV, &previous_segv, nullptr);
+  (void)sig;
+  (void)uc;
+}
+
+void install_overflow_handler() {
+#if !EMBER_ASAN && !EMBER_TSAN
+  bool expected = false;
+  if (!segv_installed.compare_exchange_strong(expected, true)) return;
+  struct sigaction sa {};
+  sa.sa_sigaction = &on_segv;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGSEGV, &sa, &previous_segv);
+#endif
+}
+}  // namespace
+
+// ---- fiber entry ------------------------------------------------------------
+
+namespace {
+EMBER_NOINLINE void run_process_body(process* p) noexcept {
+  exit_reason r;
+  bool crashed = false;
+  try {
+    if (p->kill_pending.load(std::memory_order_acquire)) throw exit_exception{exit_reason::killed()};
+    p->invoke(p);
+  } catch (exit_exception& e) {
+    r = std::move(e.reason);
+  } catch (const std::exception& e) {
+    r = exit_reason::error(e.what());
+    crashed = true;
+  } catch (...) {
+    r = exit_reason::error("unknown exception (not derived from std::exception)");
+    crashed = true;
+  }
+  p->destroy_entry();
+  if (crashed) p->rt->crash_report(p->self_pid(), r);
+  p->reason = std::move(r);
+}
+
+void process_entry(transfer t) {
+  on_context_entry();
+  auto* p = static_cast<process*>(t.data);
+  p->return_ctx = t.fctx;
+  run_process_body(p);
+  worker* w = p->w;
+  switch_to(p->return_ctx, reinterpret_cast<void*>(switch_request::exit), p->side, w->side, true);
+  __builtin_unreachable();
+}
+}  // namespace
+
+/// Switch from the running process back to its worker.  Process context.
+void switch_out(process* p, switch_request req) {
+  worker* w = p->w;
+  transfer t = switch_to(p->return_ctx, reinterpret_cast<void*>(req), p->side, w->side);
+  p->return_ctx = t.fctx;  // resumed, possibly by another worker
+}
+
+// ---- worker -----------------------------------------------------------------
+
+worker::worker(runtime_core& rt, std::uint32_t index)
+    : rt_(rt), index_(index), stacks_(rt.stacks(), rt.default_stack_class()),
+      rng_(index * 7919u + 1u) {}
+
+worker::~worker() { join(); }
+
+void worker::start() {
+  install_overflow_handler();
+  thread_ = std::thread([this] { main(); });
+}
+void worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void worker::main() {
+  tl_worker = this;
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    void* addr = nullptr;
+    std::size_t size = 0;
+    pthread_attr_getstack(&attr, &addr, &size);
+    side.stack_bottom = addr;
+    side.stack_size = size;
+    pthread_attr_destroy(&attr);
+  }
+#if EMBER_TSAN
+  side.tsan_fiber = __tsan_get_current_fiber();
+#endif
+  // An alternate signal stack, so a stack overflow can still be reported.
+  std::vector<char> alt(64 * 1024);
+  stack_t ss{};
+  ss.ss_sp = alt.data();
+  ss.ss_size = alt.size();
+  ::sigaltstack(&ss, nullptr);
+
+  while (!rt_.shutting_down()) {
+    if (process* p = find_work()) run(p);
+    else park_idle();
+  }
+  ss.ss_flags = SS_DISABLE;
+  ::sigaltstack(&ss, nullptr);
+  tl_worker = nullptr;
+}
+
+void worker::push_lifo(process* p) {
+  if (lifo_) push_back(lifo_);
+  lifo_ = p;
+}
+
+void worker::push_back(process* p) {
+  local_.push(p, [this](process** items, std::size_t n) { rt_.injector().push_batch(items, n); });
+  rt_.notify_one();
+}
+
+process* worker::take_inject() {
+  process* first = nullptr;
+  std::size_t n = rt_.injector().pop_batch(local_.capacity / 2, [&](process* p) {
+    if (!first) first = p;
+    else local_.push(p, [this](process** items, std::size_t k) { rt_.injector().push_batch(items, k); });
+  });
+  if (n > 1) rt_.notify_one();
+  return first;
+}
+
+process* worker::steal() {
+  std::uint32_t n = rt_.worker_count();
+  if (n <= 1) return nullptr;
+  std::uint32_t start = rng_() % n;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    std::uint32_t v = (start + i) % n;
+    if (v == index_) continue;
+    if (process* p = rt_.worker_at(v).queue().steal_into(local_)) return p;
+  }
+  return take_inject();
+}
+
+void worker::fire_timers() {
+  if (timers_.empty()) return;
+  timers_.expire(clock::now(), [this](const timeout_entry& e) {
+    process* p = e.p;
+    if (p->serial.load(std::memory_order_acquire) == e.serial &&
+        p->wait_seq.load(std::memory_order_relaxed) == e.wait_seq && p->mbox.unblock()) {
+      p->status.store(process_status::runnable, std::memory_order_relaxed);
+      push_back(p);
+    }
+  });
+}
+
+process* worker::find_work() {
+  const long full = rt_.options().reductions;
+  if (++tick_ % 61 == 0) {
+    fire_timers();
+    if (process* p = take_inject()) {
+      if (lifo_) push_back(lifo_), lifo_ = nullptr;
+      budget = full;
+      return p;
+    }
+  }
+  if (lifo_) {
+    process* p = lifo_;
+    lifo_ = nullptr;
+    if (budget > 0) return p;  // runs on what is left of the slice
+    push_back(p);
+  }
+  if (process* p = local_.pop()) {
+    budget = full;
+    return p;
+  }
+  fire_timers();
+  process* p = local_.pop();
+  if (!p) p = take_inject();
+  if (!p && rt_.idle().begin_search()) {
+    p = steal();
+    bool last = rt_.idle().end_search();
+    if (p && last) rt_.notify_one();
+  }
+  if (p) budget = full;
+  return p;
+}
+
+bool worker::work_visible() const {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!rt_.injector().empty()) return true;
+  for (std::uint32_t i = 0; i < rt_.worker_count(); ++i)
+    if (!rt_.worker_at(i).queue().empty()) return true;
+  return false;
+}
+
+void worker::park_idle() {
+  rt_.idle().to_parked(index_);
+  if (work_visible() || rt_.shutting_down()) {
+    rt_.idle().cancel_park(index_);
+    return;
+  }
+  std::chrono::nanoseconds timeout{-1};
+  if (!timers_.empty()) {
+    auto left = timers_.next_deadline() - clock::now();
+    timeout = left.count() > 0 ? std::chrono::duration_cast<std::chrono::nanoseconds>(left)
+                               : std::chrono::nanoseconds{0};
+  }
+  parker_.park(timeout);
+  rt_.idle().cancel_park(index_);
+}
+
+void worker::run(process* p) {
+  eh_globals* g = __cxa_get_globals();
+  for (;;) {
+    if (!p->stk) {
+      p->stk = p->stack_class == stacks_.size_class() ? stacks_.acquire()
+                                                      : rt_.stacks().acquire(p->stack_class);
+      p->side.stack_bottom = p->stk.usable_bottom();
+      p->side.stack_size = p->stk.usable_size();
+#if EMBER_TSAN
+      p->side.tsan_fiber = __tsan_create_fiber(0);
+#endif
+      p->ctx = make_context(p->stk.usable_bottom(), p->stk.usable_size(), &process_entry);
+    }
+    p->w = this;
+    p->status.store(process_status::running, std::memory_order_relaxed);
+    tl_process = p;
+    eh_globals mine = *g;
+    std::memcpy(g, p->eh_state, sizeof(eh_globals));
+    transfer t = switch_to(p->ctx, p, side, p->side);
+    std::memcpy(p->eh_state, g, sizeof(eh_globals));
+    *g = mine;
+    tl_process = nullptr;
+    p->ctx = t.fctx;
+    switch (static_cast<switch_request>(reinterpret_cast<std::uintptr_t>(t.data))) {
+      case switch_request::yield:
+        p->status.store(process_status::runnable, std::memory_order_relaxed);
+        push_back(p);
+        return;
+      case switch_request::wait:
+        p->status.store(process_status::waiting, std::memory_order_relaxed);
+        if (p->mbox.block()) return;  // a sender or a timer will wake it
+        // Something arrived while it was switching out: go on with it.
+        if (budget > 0) continue;
+        push_back(p);
+        return;
+      case switch_request::exit:
+        finish(p);
+        return;
+    }
+  }
+}
+
+void worker::finish(process* p) {
+  p->status.store(process_status::exiting, std::memory_order_relaxed);
+  p->mbox.close();
+  std::vector<std::shared_ptr<exit_latch>> waiters;
+  {
+    std::lock_guard lk(p->hooks_lock);
+    p->hooks_closed = true;
+    waiters.swap(p->waiters);
+  }
+  for (auto& l : waiters) {
+    l->reason = p->reason;
+    l->done.store(true, std::memory_order_release);
+    l->done.notify_all();
+  }
+  if (p->stk.size == stacks_.size_class()) stacks_.release(p->stk);
+  else rt_.stacks().release(p->stk);
+  p->stk = {};
+  p->ctx = nullptr;
+#if EMBER_TSAN
+  __tsan_destroy_fiber(p->side.tsan_fiber);
+  p->side.tsan_fiber = nullptr;
+#endif
+  p->reason = exit_reason{};
+  p->status.store(process_status::free, std::memory_order_relaxed);
+  // ordering: release so a reuse of the block is ordered after this exit.
+  p->serial.store(0, std::memory_order_release);
+  rt_.release_block(*this, p);
+  rt_.on_process_exit();
+}
+
+}  // namespace ember::detail

@@ -1,0 +1,57 @@
+// ember/mailbox/envelope.hpp — one message in flight: a small header and the
+// moved-in C++ value, in one allocation.
+//
+// Threads: an envelope is built by the sender (any thread), published into
+// the receiver's mailbox, and from then on touched only by the receiver.
+// Ownership: the mailbox owns queued envelopes; receive takes the value out
+// and destroys the envelope with destroy().
+#pragma once
+
+#include <cstdint>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace ember::detail {
+
+/// A unique address per message type: the type tag receive matches on.
+template <class T>
+inline constexpr char type_tag_v = 0;
+template <class T>
+constexpr const void* type_tag() noexcept {
+  return &type_tag_v<std::remove_cvref_t<T>>;
+}
+
+struct envelope {
+  envelope* next = nullptr;               // mailbox link (see mailbox.hpp)
+  const void* tag = nullptr;              // type_tag<T>() of the value
+  void (*destroy)(envelope*) noexcept = nullptr;
+  std::uint64_t serial = 0;               // the incarnation it was sent to
+};
+
+template <class T>
+struct typed_envelope final : envelope {
+  T value;
+  template <class... A>
+  explicit typed_envelope(A&&... a) : value(std::forward<A>(a)...) {}
+  static void destroy_fn(envelope* e) noexcept { delete static_cast<typed_envelope*>(e); }
+};
+
+template <class T, class... A>
+envelope* make_envelope(std::uint64_t serial, A&&... a) {
+  auto* e = new typed_envelope<T>(std::forward<A>(a)...);
+  e->tag = type_tag<T>();
+  e->destroy = &typed_envelope<T>::destroy_fn;
+  e->serial = serial;
+  return e;
+}
+
+template <class T>
+T& payload(envelope* e) noexcept {
+  return static_cast<typed_envelope<T>*>(e)->value;
+}
+
+/// A signal that only wakes its receiver so it looks at its pending flags.
+struct wake_signal {};
+
+}  // namespace ember::detail

@@ -1,0 +1,132 @@
+// ember/process/process.hpp — the process control block.
+//
+// One per live process: identity (serial), mailbox, fiber context and stack,
+// the function it runs, and what waits for its exit.  Control blocks are
+// type-stable: the runtime allocates them in chunks, recycles them through
+// free lists, and frees them only when the runtime is destroyed.  A block
+// names its current incarnation in `serial` (0 while free), which is how a
+// stale pid is told apart from the process now in the block.
+//
+// Threads: fields are grouped by who touches them; each group says so.
+// Ownership: the runtime owns every block.  While live, the block owns its
+// stack, its mailbox contents and its entry function.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ember/exit_reason.hpp"
+#include "ember/mailbox/mailbox.hpp"
+#include "ember/pid.hpp"
+#include "ember/process/fiber.hpp"
+#include "ember/process/stack_pool.hpp"
+
+namespace ember::detail {
+
+class runtime_core;
+class worker;
+
+enum class process_status : std::uint8_t { free, runnable, running, waiting, exiting };
+
+/// What a process asks of its worker when it switches out.
+enum class switch_request : std::uintptr_t { yield = 1, wait = 2, exit = 3 };
+
+/// Someone outside the runtime waiting for a process to exit.
+struct exit_latch {
+  std::atomic<bool> done{false};
+  exit_reason reason;  // written before done is set
+};
+
+/// Thrown inside a process to end it with a reason (exit(), kill).  Not
+/// derived from std::exception, so `catch (const std::exception&)` in user
+/// code does not swallow it.
+struct exit_exception {
+  exit_reason reason;
+};
+
+/// A tiny lock for the rarely contended exit-hook list.
+class spin_lock {
+public:
+  void lock() noexcept {
+    while (flag_.exchange(true, std::memory_order_acquire))
+      while (flag_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+  }
+  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+
+private:
+  std::atomic<bool> flag_{false};
+};
+
+struct process {
+  // -- any thread: what senders touch -----------------------------------
+  mailbox mbox;
+  std::atomic<std::uint64_t> serial{0};      // 0 = free
+  std::atomic<bool> kill_pending{false};     // set by stop()/kill; read at runtime calls
+  std::atomic<process_status> status{process_status::free};  // ordering: relaxed, informational
+  runtime_core* rt = nullptr;                // fixed when the chunk is made
+
+  // -- scheduler: the worker that runs the process ------------------------
+  process* next_run = nullptr;               // intrusive link: run queues, free lists
+  worker* w = nullptr;                       // the worker running it (valid while running)
+  fcontext ctx = nullptr;                    // saved context while not running
+  fcontext return_ctx = nullptr;             // where to switch back to (while running)
+  switch_side side;                          // this fiber's stack, for the sanitizers
+  stack stk;
+  std::size_t stack_class = 0;
+  // ordering: relaxed; written by the owner, compared by timer-firing workers
+  std::atomic<std::uint64_t> wait_seq{0};
+  // The C++ runtime's per-thread exception state of this fiber, swapped in
+  // and out around each slice (see worker.ipp).
+  alignas(8) unsigned char eh_state[16] = {};
+
+  // -- owner: the entry function -------------------------------------------
+  static constexpr std::size_t inline_fn_size = 48;
+  void (*invoke)(process*) = nullptr;
+  void (*destroy_fn)(process*) noexcept = nullptr;
+  void* fn_heap = nullptr;
+  alignas(16) unsigned char fn_buf[inline_fn_size];
+
+  // -- guarded by hooks_lock -------------------------------------------------
+  spin_lock hooks_lock;
+  bool hooks_closed = true;
+  std::vector<std::shared_ptr<exit_latch>> waiters;
+
+  // -- owner, read after exit ------------------------------------------------
+  exit_reason reason;
+
+  [[nodiscard]] ember::pid self_pid() const noexcept {
+    return {const_cast<process*>(this), serial.load(std::memory_order_relaxed)};
+  }
+
+  template <class F>
+  void set_entry(F&& f) {
+    using Fn = std::decay_t<F>;
+    if constexpr (sizeof(Fn) <= inline_fn_size && alignof(Fn) <= 16 &&
+                  std::is_nothrow_move_constructible_v<Fn>) {
+      ::new (static_cast<void*>(fn_buf)) Fn(std::forward<F>(f));
+      fn_heap = nullptr;
+      invoke = [](process* p) { (*std::launder(reinterpret_cast<Fn*>(p->fn_buf)))(); };
+      destroy_fn = [](process* p) noexcept { std::launder(reinterpret_cast<Fn*>(p->fn_buf))->~Fn(); };
+    } else {
+      fn_heap = new Fn(std::forward<F>(f));
+      invoke = [](process* p) { (*static_cast<Fn*>(p->fn_heap))(); };
+      destroy_fn = [](process* p) noexcept {
+        delete static_cast<Fn*>(p->fn_heap);
+        p->fn_heap = nullptr;
+      };
+    }
+  }
+  void destroy_entry() noexcept {
+    if (destroy_fn) destroy_fn(this);
+    destroy_fn = nullptr;
+    invoke = nullptr;
+  }
+};
+
+}  // namespace ember::detail

@@ -1,0 +1,240 @@
+// ember/receive.hpp — typed, selective receive with an optional timeout.
+//
+//   int n = ember::receive(
+//       [](int v) { return v; },                                // by type
+//       ember::when([](const job& j) { return j.urgent; },      // type + guard
+//                   [](job j) { return run(std::move(j)); }),
+//       ember::after(100ms, [] { return -1; }));                // timeout
+//
+// Each clause is a callable taking one message type (by value, const&, & or
+// &&; not generic).  receive takes the oldest message that some clause
+// accepts — clauses are tried in order for each message — moves it into
+// that clause and returns the clause's result (all clauses must return the
+// same type, or one convertible to a common type).  Messages no clause
+// accepts stay in the mailbox, in order, for a later receive.
+// `after(d, fn)` (last, at most one) runs fn if nothing matched within d; a
+// zero duration polls.  `receive<T>()` takes the next T.
+//
+// Threads: process context only (throws not_in_process elsewhere).  A kill
+// (runtime stop) is noticed here and ends the process.
+// Ownership: the matched message is moved out of the mailbox into the
+// clause; the mailbox keeps the others.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "ember/detail/runtime_core.hpp"
+#include "ember/mailbox/envelope.hpp"
+#include "ember/this_process.hpp"
+#include "ember/timer/timer_queue.hpp"
+
+namespace ember {
+
+namespace detail {
+
+template <class F>
+struct callable_traits : callable_traits<decltype(&std::remove_cvref_t<F>::operator())> {};
+template <class R, class A>
+struct callable_traits<R (*)(A)> {
+  using arg = A;
+};
+template <class R, class A>
+struct callable_traits<R(A)> {
+  using arg = A;
+};
+template <class C, class R, class A>
+struct callable_traits<R (C::*)(A) const> {
+  using arg = A;
+};
+template <class C, class R, class A>
+struct callable_traits<R (C::*)(A)> {
+  using arg = A;
+};
+template <class C, class R, class A>
+struct callable_traits<R (C::*)(A) const noexcept> {
+  using arg = A;
+};
+template <class C, class R, class A>
+struct callable_traits<R (C::*)(A) noexcept> {
+  using arg = A;
+};
+
+template <class Guard, class Handler>
+struct guarded_clause {
+  Guard guard;
+  Handler handler;
+};
+
+template <class Duration, class Handler>
+struct after_clause {
+  Duration timeout;
+  Handler handler;
+};
+
+template <class C>
+struct is_after : std::false_type {};
+template <class D, class H>
+struct is_after<after_clause<D, H>> : std::true_type {};
+
+template <class C>
+struct clause_info {  // a plain handler
+  using arg = typename callable_traits<C>::arg;
+  using value = std::remove_cvref_t<arg>;
+  static bool accepts(C&, envelope* e) { return e->tag == type_tag<value>(); }
+  static decltype(auto) call(C& c, envelope* e) {
+    if constexpr (std::is_invocable_v<C&, value&&>) return c(std::move(payload<value>(e)));
+    else return c(payload<value>(e));
+  }
+  using result = decltype(call(std::declval<C&>(), nullptr));
+};
+template <class G, class H>
+struct clause_info<guarded_clause<G, H>> {
+  using value = std::remove_cvref_t<typename callable_traits<H>::arg>;
+  static bool accepts(guarded_clause<G, H>& c, envelope* e) {
+    return e->tag == type_tag<value>() && static_cast<bool>(c.guard(std::as_const(payload<value>(e))));
+  }
+  static decltype(auto) call(guarded_clause<G, H>& c, envelope* e) {
+    return clause_info<H>::call(c.handler, e);
+  }
+  using result = typename clause_info<H>::result;
+};
+template <class D, class H>
+struct clause_info<after_clause<D, H>> {
+  using result = std::invoke_result_t<H&>;
+};
+
+/// Destroys an envelope when the clause that took it returns or throws.
+struct envelope_guard {
+  envelope* e;
+  ~envelope_guard() { e->destroy(e); }
+};
+
+/// Make the calling process wait for a message (or the deadline).  Returns
+/// when woken; the caller re-scans.  `arm` is true on the first wait of a
+/// receive call with a deadline.
+void wait_for_message(process* self, const clock::time_point* deadline, bool arm);
+/// Drop stale envelopes (sent to an earlier incarnation) and wake signals;
+/// returns true if e is such an envelope (it has been unlinked and freed).
+bool discard_if_internal(process* self, envelope* prev, envelope* e);
+
+template <class R>
+struct result_slot {
+  std::optional<R> v;
+  template <class F>
+  void set(F&& f) { v.emplace(std::forward<F>(f)()); }
+  R take() { return std::move(*v); }
+};
+template <>
+struct result_slot<void> {
+  template <class F>
+  void set(F&& f) { std::forward<F>(f)(); }
+  void take() {}
+};
+
+template <class R, class... Cs>
+bool try_clauses(process* self, envelope* prev, envelope* e, result_slot<R>& out, Cs&... cs) {
+  auto one = [&](auto& c) {
+    using C = std::remove_cvref_t<decltype(c)>;
+    if constexpr (is_after<C>::value) {
+      return false;
+    } else {
+      if (!clause_info<C>::accepts(c, e)) return false;
+      self->mbox.unlink(prev, e);
+      envelope_guard g{e};
+      out.set([&]() -> R { return clause_info<C>::call(c, e); });
+      return true;
+    }
+  };
+  return (one(cs) || ...);
+}
+
+template <class... Cs>
+constexpr std::size_t after_count = (std::size_t(is_after<std::remove_cvref_t<Cs>>::value) + ... + 0);
+
+}  // namespace detail
+
+/// A clause that accepts a message of handler's argument type only when
+/// guard(message) is true.
+template <class Guard, class Handler>
+auto when(Guard&& guard, Handler&& handler) {
+  return detail::guarded_clause<std::decay_t<Guard>, std::decay_t<Handler>>{
+      std::forward<Guard>(guard), std::forward<Handler>(handler)};
+}
+
+/// The timeout clause: fn() runs when nothing matched within d.
+template <class Rep, class Period, class Handler>
+auto after(std::chrono::duration<Rep, Period> d, Handler&& fn) {
+  return detail::after_clause<std::chrono::nanoseconds, std::decay_t<Handler>>{
+      std::chrono::duration_cast<std::chrono::nanoseconds>(d), std::forward<Handler>(fn)};
+}
+
+template <class... Cs>
+auto receive(Cs&&... clauses) {
+  static_assert(sizeof...(Cs) > 0, "receive needs at least one clause");
+  static_assert(detail::after_count<Cs...> <= 1, "receive takes at most one after() clause");
+  using R = std::common_type_t<typename detail::clause_info<std::remove_cvref_t<Cs>>::result...>;
+
+  detail::process* self = detail::current_or_throw("receive");
+  auto cs = std::forward_as_tuple(clauses...);
+  // The timeout, if any.
+  std::optional<std::chrono::nanoseconds> timeout;
+  auto find_after = [&](auto& c) {
+    if constexpr (detail::is_after<std::remove_cvref_t<decltype(c)>>::value) timeout = c.timeout;
+  };
+  std::apply([&](auto&... c) { (find_after(c), ...); }, cs);
+
+  detail::result_slot<R> out;
+  detail::mailbox& mb = self->mbox;
+  detail::spend(1);  // notices a pending kill
+  mb.drain_inbox();
+  detail::envelope* prev = nullptr;
+  detail::envelope* e = mb.first();
+  std::optional<detail::clock::time_point> deadline;
+  bool armed = false;
+  for (;;) {
+    while (e) {
+      if (detail::discard_if_internal(self, prev, e)) {
+        e = prev ? prev->next : mb.first();
+        continue;
+      }
+      if (std::apply([&](auto&... c) { return detail::try_clauses<R>(self, prev, e, out, c...); }, cs))
+        return out.take();
+      prev = e;
+      e = e->next;
+    }
+    if (mb.drain_inbox()) {
+      e = prev ? prev->next : mb.first();
+      continue;
+    }
+    if (timeout) {
+      auto now = detail::clock::now();
+      if (!deadline) deadline = now + *timeout;
+      if (now >= *deadline) {
+        auto run_after = [&](auto& c) {
+          if constexpr (detail::is_after<std::remove_cvref_t<decltype(c)>>::value)
+            out.set([&]() -> R { return c.handler(); });
+        };
+        std::apply([&](auto&... c) { (run_after(c), ...); }, cs);
+        return out.take();
+      }
+      detail::wait_for_message(self, &*deadline, !armed);
+      armed = true;
+    } else {
+      detail::wait_for_message(self, nullptr, false);
+    }
+    mb.drain_inbox();
+    e = prev ? prev->next : mb.first();
+  }
+}
+
+/// Take the next message of type T (skipping, and keeping, others).
+template <class T>
+T receive() {
+  return receive([](T&& v) -> T { return std::move(v); });
+}
+
+}  // namespace ember

@@ -1,0 +1,34 @@
+// ember/spawn.hpp — spawn a process from inside a process.
+//
+// Threads: process context (throws not_in_process elsewhere; from outside
+// use runtime::spawn).  Ownership: the runtime owns the new process; fn is
+// moved into it.
+#pragma once
+
+#include <utility>
+
+#include "ember/detail/runtime_core.hpp"
+#include "ember/options.hpp"
+#include "ember/pid.hpp"
+#include "ember/this_process.hpp"
+
+namespace ember {
+
+/// Start a process running fn() on the caller's runtime; returns at once
+/// (the new process runs when a worker gets to it).  Spends 10 reductions.
+template <class F>
+pid spawn(F&& fn, const spawn_options& o = {}) {
+  detail::process* self = detail::current_or_throw("spawn");
+  detail::process* p = self->rt->prepare_spawn(o, "spawn");
+  try {
+    p->set_entry(std::forward<F>(fn));
+  } catch (...) {
+    self->rt->abandon_spawn(p);
+    throw;
+  }
+  pid child = self->rt->publish_spawn(p);
+  detail::spend(10);
+  return child;
+}
+
+}  // namespace ember

@@ -1,0 +1,9 @@
+// src/ember.cpp — the one compiled unit: the non-template core of ember.
+// Headers carry the code; the .ipp files hold what must be compiled once.
+#include "ember/ember.hpp"
+
+#include "ember/impl/park.ipp"
+#include "ember/impl/runtime_core.ipp"
+#include "ember/impl/stack_pool.ipp"
+#include "ember/impl/this_process.ipp"
+#include "ember/impl/worker.ipp"
