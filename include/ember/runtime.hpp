@@ -49,8 +49,41 @@ public:
     return core_->publish_spawn(p);
   }
 
+  /// A process started with spawn_monitor: its pid, and a wait() that
+  /// cannot miss its exit (the watch is set before the process starts).
+  class monitored {
+  public:
+    ember::pid pid;
+    /// Block until the process exits; returns its exit reason.  Not from
+    /// inside a process of the same runtime.  Call at most once.
+    exit_reason wait() { return core_->wait_latch(latch_); }
+
+  private:
+    friend class runtime;
+    monitored(ember::pid p, detail::runtime_core* c, std::shared_ptr<detail::exit_latch> l)
+        : pid(p), core_(c), latch_(std::move(l)) {}
+    detail::runtime_core* core_;
+    std::shared_ptr<detail::exit_latch> latch_;
+  };
+
+  /// spawn(), and watch the new process's exit from outside the runtime.
+  template <class F>
+  monitored spawn_monitor(F&& fn, const spawn_options& o = {}) {
+    detail::process* p = core_->prepare_spawn(o, "spawn_monitor");
+    try {
+      p->set_entry(std::forward<F>(fn));
+    } catch (...) {
+      core_->abandon_spawn(p);
+      throw;
+    }
+    auto latch = std::make_shared<detail::exit_latch>();
+    p->waiters.push_back(latch);  // the block is private until published
+    return {core_->publish_spawn(p), core_.get(), std::move(latch)};
+  }
+
   /// Block until the process exits; its exit reason, or noproc when it is
-  /// not alive.  Not from inside a process.
+  /// not alive (it may already have exited: use spawn_monitor to wait for a
+  /// process you start).  Not from inside a process.
   exit_reason wait(pid p) { return core_->wait(p); }
 
   /// End every process and join the workers.  Idempotent.
@@ -77,7 +110,7 @@ private:
 template <class F>
 int run(F&& root, runtime_options options = {}) {
   runtime rt(std::move(options));
-  exit_reason r = rt.wait(rt.spawn(std::forward<F>(root)));
+  exit_reason r = rt.spawn_monitor(std::forward<F>(root)).wait();
   rt.stop();
   return (r.is_normal() || r.what() == exit_reason::kind::shutdown) ? 0 : 1;
 }

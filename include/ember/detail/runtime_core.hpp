@@ -63,6 +63,8 @@ public:
 
   /// Block the calling (non-process) thread until the process exits.
   exit_reason wait(ember::pid p);
+  /// Block the calling (non-process) thread until the latch is released.
+  exit_reason wait_latch(const std::shared_ptr<exit_latch>& latch);
   void stop();
   [[nodiscard]] bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
   [[nodiscard]] bool shutting_down() const noexcept { return shutdown_.load(std::memory_order_acquire); }

@@ -180,10 +180,22 @@ void runtime_core::wake(process* p) {
   else inject(p);
 }
 
-exit_reason runtime_core::wait(ember::pid target) {
-  if (this_process() && this_process()->rt == this)
+namespace {
+void check_not_in_process(const runtime_core* rt) {
+  if (this_process() && this_process()->rt == rt)
     throw error("ember::runtime::wait blocks its thread and must not be called from inside a "
                 "process of the same runtime; use a monitor instead");
+}
+}  // namespace
+
+exit_reason runtime_core::wait_latch(const std::shared_ptr<exit_latch>& latch) {
+  check_not_in_process(this);
+  while (!latch->done.load(std::memory_order_acquire)) latch->done.wait(false, std::memory_order_acquire);
+  return latch->reason;
+}
+
+exit_reason runtime_core::wait(ember::pid target) {
+  check_not_in_process(this);
   process* p = target.block();
   if (!p) return exit_reason::noproc();
   auto latch = std::make_shared<exit_latch>();
@@ -193,8 +205,7 @@ exit_reason runtime_core::wait(ember::pid target) {
       return exit_reason::noproc();
     p->waiters.push_back(latch);
   }
-  while (!latch->done.load(std::memory_order_acquire)) latch->done.wait(false, std::memory_order_acquire);
-  return latch->reason;
+  return wait_latch(latch);
 }
 
 void runtime_core::kill_all() {

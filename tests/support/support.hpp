@@ -1,0 +1,32 @@
+// tests/support/support.hpp — shared test helpers.
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "ember/ember.hpp"
+
+namespace ember_test {
+
+/// Sizes shrink under sanitizers (EMBER_TEST_SCALE=small) so the suite stays
+/// fast there; the logic tested is the same.
+inline std::size_t scaled(std::size_t full, std::size_t small) {
+  const char* s = std::getenv("EMBER_TEST_SCALE");
+  return (s && std::strcmp(s, "small") == 0) ? small : full;
+}
+
+/// Runtime options with `workers` threads and a logger that drops output
+/// (tests that check logs make their own).
+inline ember::runtime_options opts(unsigned workers) {
+  ember::runtime_options o;
+  o.workers = workers;
+  o.logger = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  return o;
+}
+
+}  // namespace ember_test
