@@ -102,7 +102,7 @@ TEST_CASE("a stale pid never reaches the process that reuses its block", "[proce
 
 TEST_CASE("100,000 processes spawn, receive and exit", "[process]") {
   unsigned workers = GENERATE(1u, 2u, 4u);
-  const int n = int(scaled(100000, 10000));
+  const int n = int(scaled(100000, 4000));
   ember::runtime rt(opts(workers));
   std::atomic<long> sum{0};
   auto root = rt.spawn_monitor([&] {

@@ -53,7 +53,7 @@ TEST_CASE("stress: random many-to-many messaging delivers every message once", "
 
 TEST_CASE("stress: a spawn tree (skynet) sums correctly", "[stress]") {
   unsigned workers = GENERATE(1u, 2u, 4u);
-  const long leaves = long(scaled(100000, 10000));
+  const long leaves = long(scaled(100000, 1000));
   ember::runtime rt(opts(workers));
   std::atomic<long> total{-1};
   struct node {

@@ -233,8 +233,11 @@ void worker::fire_timers() {
 
 process* worker::find_work() {
   const long full = rt_.options().reductions;
-  if (++tick_ % 61 == 0) {
-    fire_timers();
+  // Every 61st tick, and after a process used up its slice, look outside
+  // the local queue first, so that nothing waits there longer than a slice.
+  if (++tick_ % 61 == 0 || preempted_) {
+    preempted_ = false;
+    if (tick_ % 61 == 0) fire_timers();
     if (process* p = take_inject()) {
       if (lifo_) push_back(lifo_), lifo_ = nullptr;
       budget = full;
@@ -313,6 +316,7 @@ void worker::run(process* p) {
     switch (static_cast<switch_request>(reinterpret_cast<std::uintptr_t>(t.data))) {
       case switch_request::yield:
         p->status.store(process_status::runnable, std::memory_order_relaxed);
+        preempted_ = true;
         push_back(p);
         return;
       case switch_request::wait:

@@ -3,6 +3,7 @@
 // A worker runs processes, one slice at a time.  Where it looks for work, in
 // order (steps of find_work):
 //  1. every 61st tick: due timers, then the inject queue (so neither starves);
+//     after a process yielded its slice: the inject queue;
 //  2. the LIFO slot — the process just woken by a message sent from this
 //     worker — which runs on the rest of the current slice's budget, so two
 //     processes ping-ponging cannot keep the queue waiting longer than a slice;
@@ -84,6 +85,7 @@ private:
   parker parker_;
   stack_cache stacks_;
   std::uint64_t tick_ = 0;
+  bool preempted_ = false;  // the last process run yielded its slice
   std::minstd_rand rng_;
   std::thread thread_;
 };
