@@ -2,6 +2,7 @@
 // Headers carry the code; the .ipp files hold what must be compiled once.
 #include "ember/ember.hpp"
 
+#include "ember/impl/envelope_pool.ipp"
 #include "ember/impl/park.ipp"
 #include "ember/impl/runtime_core.ipp"
 #include "ember/impl/stack_pool.ipp"

@@ -23,8 +23,8 @@
 namespace ember::detail {
 
 namespace {
-thread_local worker* tl_worker = nullptr;
-thread_local process* tl_process = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local worker* tl_worker = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local process* tl_process = nullptr;
 
 // The C++ runtime keeps "exceptions being handled" per thread.  A process
 // may switch out inside a catch block and resume on another thread, so each

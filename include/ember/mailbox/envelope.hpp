@@ -7,10 +7,13 @@
 // and destroys the envelope with destroy().
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <new>
 #include <type_traits>
 #include <utility>
+
+#include "ember/mailbox/envelope_pool.hpp"
 
 namespace ember::detail {
 
@@ -35,6 +38,16 @@ struct typed_envelope final : envelope {
   template <class... A>
   explicit typed_envelope(A&&... a) : value(std::forward<A>(a)...) {}
   static void destroy_fn(envelope* e) noexcept { delete static_cast<typed_envelope*>(e); }
+  // Ordinary alignment comes from the envelope pool; over-aligned values
+  // fall back to the global allocator.
+  static void* operator new(std::size_t n) {
+    if constexpr (alignof(typed_envelope) <= alignof(std::max_align_t)) return envelope_alloc(n);
+    else return ::operator new(n, std::align_val_t{alignof(typed_envelope)});
+  }
+  static void operator delete(void* p, std::size_t n) noexcept {
+    if constexpr (alignof(typed_envelope) <= alignof(std::max_align_t)) envelope_free(p, n);
+    else ::operator delete(p, std::align_val_t{alignof(typed_envelope)});
+  }
 };
 
 template <class T, class... A>
