@@ -54,10 +54,16 @@ TEST_CASE("two checkpoint loops on one worker take turns", "[scheduler]") {
     }
     ++done;
   };
-  auto a = rt.spawn_monitor([&] { body(0); });
-  auto b = rt.spawn_monitor([&] { body(1); });
-  a.wait();
-  b.wait();
+  // Both become runnable before either runs: the root spawns them, and with
+  // one worker nothing else runs until the root waits.
+  auto root = rt.spawn_monitor([&] {
+    auto me = ember::self();
+    ember::spawn([&, me] { body(0); ember::send(me, 1); });
+    ember::spawn([&, me] { body(1); ember::send(me, 1); });
+    ember::receive<int>();
+    ember::receive<int>();
+  });
+  root.wait();
   CHECK(done == 2);
   // 20,000 checkpoints in slices of 100: about 200 hand-overs.
   CHECK(turn_changes >= 150);
