@@ -39,14 +39,7 @@ public:
   /// Throws runtime_stopped after stop(), invalid_option for a bad stack size.
   template <class F>
   pid spawn(F&& fn, const spawn_options& o = {}) {
-    detail::process* p = core_->prepare_spawn(o, "spawn");
-    try {
-      p->set_entry(std::forward<F>(fn));
-    } catch (...) {
-      core_->abandon_spawn(p);
-      throw;
-    }
-    return core_->publish_spawn(p);
+    return core_->publish_spawn(core_->make_process(std::forward<F>(fn), o, "spawn"));
   }
 
   /// A process started with spawn_monitor: its pid, and a wait() that
@@ -69,13 +62,7 @@ public:
   /// spawn(), and watch the new process's exit from outside the runtime.
   template <class F>
   monitored spawn_monitor(F&& fn, const spawn_options& o = {}) {
-    detail::process* p = core_->prepare_spawn(o, "spawn_monitor");
-    try {
-      p->set_entry(std::forward<F>(fn));
-    } catch (...) {
-      core_->abandon_spawn(p);
-      throw;
-    }
+    detail::process* p = core_->make_process(std::forward<F>(fn), o, "spawn_monitor");
     auto latch = std::make_shared<detail::exit_latch>();
     p->waiters.push_back(latch);  // the block is private until published
     return {core_->publish_spawn(p), core_.get(), std::move(latch)};

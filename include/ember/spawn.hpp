@@ -19,14 +19,7 @@ namespace ember {
 template <class F>
 pid spawn(F&& fn, const spawn_options& o = {}) {
   detail::process* self = detail::current_or_throw("spawn");
-  detail::process* p = self->rt->prepare_spawn(o, "spawn");
-  try {
-    p->set_entry(std::forward<F>(fn));
-  } catch (...) {
-    self->rt->abandon_spawn(p);
-    throw;
-  }
-  pid child = self->rt->publish_spawn(p);
+  pid child = self->rt->publish_spawn(self->rt->make_process(std::forward<F>(fn), o, "spawn"));
   detail::spend(10);
   return child;
 }

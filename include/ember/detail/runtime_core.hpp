@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "ember/options.hpp"
@@ -52,6 +53,18 @@ public:
   ember::pid publish_spawn(process* p);
   /// Give back a block from prepare_spawn when filling it in failed.
   void abandon_spawn(process* p);
+  /// prepare_spawn plus the entry function: a block ready to publish.
+  template <class F>
+  process* make_process(F&& fn, const spawn_options& o, const char* what) {
+    process* p = prepare_spawn(o, what);
+    try {
+      p->set_entry(std::forward<F>(fn));
+    } catch (...) {
+      abandon_spawn(p);
+      throw;
+    }
+    return p;
+  }
 
   /// Make p runnable from a thread that is not one of this runtime's
   /// workers (or from a worker when it must not take the LIFO slot).
