@@ -275,6 +275,25 @@ bool worker::work_visible() const {
 }
 
 void worker::park_idle() {
+  // Spin briefly as a searcher first: work that shows up within a few tens
+  // of microseconds is taken without a futex round trip, and while we count
+  // as searching, whoever publishes work need not wake anyone.
+  if (rt_.idle().begin_search()) {
+    bool found = false;
+    auto until = clock::now() + std::chrono::microseconds(40);
+    for (int i = 0; !found && !rt_.shutting_down(); ++i) {
+      __builtin_ia32_pause();
+      if ((i & 63) == 63) {
+        found = work_visible();
+        if (!found && clock::now() >= until) break;
+      }
+    }
+    bool last = rt_.idle().end_search();
+    if (found) {
+      if (last) rt_.notify_one();
+      return;
+    }
+  }
   rt_.idle().to_parked(index_);
   if (work_visible() || rt_.shutting_down()) {
     rt_.idle().cancel_park(index_);

@@ -72,7 +72,6 @@ struct process {
   runtime_core* rt = nullptr;                // fixed when the chunk is made
 
   // -- scheduler: the worker that runs the process ------------------------
-  process* next_run = nullptr;               // intrusive link: run queues, free lists
   worker* w = nullptr;                       // the worker running it (valid while running)
   fcontext ctx = nullptr;                    // saved context while not running
   fcontext return_ctx = nullptr;             // where to switch back to (while running)
