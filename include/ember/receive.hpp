@@ -22,6 +22,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <tuple>
 #include <type_traits>
@@ -119,7 +120,18 @@ struct envelope_guard {
 void wait_for_message(process* self, const clock::time_point* deadline, bool arm);
 /// Drop stale envelopes (sent to an earlier incarnation) and wake signals;
 /// returns true if e is such an envelope (it has been unlinked and freed).
-bool discard_if_internal(process* self, envelope* prev, envelope* e);
+bool discard_internal(process* self, envelope* prev, envelope* e);
+inline bool discard_if_internal(process* self, std::uint64_t serial, envelope* prev, envelope* e) {
+  if (EMBER_LIKELY(e->serial == serial && e->tag != type_tag<wake_signal>())) return false;
+  return discard_internal(self, prev, e);
+}
+/// spend() for a caller that already knows it is the running process.
+void spend_slow(process* self);
+inline void spend_in(process* self, long n) {
+  if (EMBER_UNLIKELY(self->kill_pending.load(std::memory_order_relaxed)) ||
+      (self->w->budget -= n) <= 0)
+    spend_slow(self);
+}
 
 template <class R>
 struct result_slot {
@@ -189,7 +201,8 @@ auto receive(Cs&&... clauses) {
 
   detail::result_slot<R> out;
   detail::mailbox& mb = self->mbox;
-  detail::spend(1);  // notices a pending kill
+  detail::spend_in(self, 1);  // notices a pending kill
+  const std::uint64_t serial = self->serial.load(std::memory_order_relaxed);
   mb.drain_inbox();
   detail::envelope* prev = nullptr;
   detail::envelope* e = mb.first();
@@ -197,7 +210,7 @@ auto receive(Cs&&... clauses) {
   bool armed = false;
   for (;;) {
     while (e) {
-      if (detail::discard_if_internal(self, prev, e)) {
+      if (detail::discard_if_internal(self, serial, prev, e)) {
         e = prev ? prev->next : mb.first();
         continue;
       }

@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "ember/detail/runtime_core.hpp"
+#include "ember/receive.hpp"
 #include "ember/errors.hpp"
 #include "ember/this_process.hpp"
 #include "ember/timer/timer_queue.hpp"
@@ -29,15 +30,16 @@ inline void check_kill(process* p) {
 }
 }  // namespace
 
-void spend(long n) {
-  process* p = this_process();
-  if (!p) return;
+void spend_slow(process* p) {
   check_kill(p);
-  worker* w = p->w;
-  if ((w->budget -= n) <= 0) {
+  if (p->w->budget <= 0) {
     switch_out(p, switch_request::yield);
     check_kill(p);
   }
+}
+
+void spend(long n) {
+  if (process* p = this_process()) spend_in(p, n);
 }
 
 void wait_for_message(process* self, const clock::time_point* deadline, bool arm) {
@@ -50,9 +52,7 @@ void wait_for_message(process* self, const clock::time_point* deadline, bool arm
   check_kill(self);
 }
 
-bool discard_if_internal(process* self, envelope* prev, envelope* e) {
-  if (e->serial == self->serial.load(std::memory_order_relaxed) && e->tag != type_tag<wake_signal>())
-    return false;
+bool discard_internal(process* self, envelope* prev, envelope* e) {
   self->mbox.unlink(prev, e);
   e->destroy(e);
   check_kill(self);

@@ -159,6 +159,7 @@ void worker::join() {
 
 void worker::main() {
   tl_worker = this;
+  eh_globals_ = __cxa_get_globals();  // per thread, fixed for its life
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {
     void* addr = nullptr;
@@ -310,7 +311,7 @@ void worker::park_idle() {
 }
 
 void worker::run(process* p) {
-  eh_globals* g = __cxa_get_globals();
+  auto* g = static_cast<eh_globals*>(eh_globals_);
   for (;;) {
     if (!p->stk) {
       p->stk = p->stack_class == stacks_.size_class() ? stacks_.acquire()

@@ -85,7 +85,8 @@ private:
   parker parker_;
   stack_cache stacks_;
   std::uint64_t tick_ = 0;
-  bool preempted_ = false;  // the last process run yielded its slice
+  bool preempted_ = false;
+  void* eh_globals_ = nullptr;  // this thread's C++ exception state  // the last process run yielded its slice
   std::minstd_rand rng_;
   std::thread thread_;
 };
