@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cstdio>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -169,4 +170,32 @@ TEST_CASE("a process may use a larger stack than the default", "[process]") {
     r = big[4096];
   }, so);
   CHECK(p.wait().is_normal());
+}
+
+TEST_CASE("waiting processes' stacks share a few large mappings (vm.max_map_count)", "[process][stacks]") {
+  auto count_maps = [] {
+    std::FILE* f = std::fopen("/proc/self/maps", "r");
+    REQUIRE(f);
+    int n = 0;
+    for (int c; (c = std::fgetc(f)) != EOF;) n += c == '\n';
+    std::fclose(f);
+    return n;
+  };
+  const int n = int(scaled(100000, 4000));
+  ember::runtime rt(opts(2));
+  int before = count_maps();
+  std::atomic<int> started{0};
+  auto root = rt.spawn_monitor([&] {
+    std::vector<ember::pid> ps;
+    for (int i = 0; i < n; ++i) ps.push_back(ember::spawn([&] {
+      ++started;
+      ember::receive<int>();
+    }));
+    while (started < n) ember::yield();
+    // Every process now holds a stack while it waits.
+    int after = count_maps();
+    CHECK(after - before < 200);  // one-mapping-per-stack would be 100,000+
+    for (auto& p : ps) ember::send(p, 0);
+  });
+  CHECK(root.wait().is_normal());
 }
