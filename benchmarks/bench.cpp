@@ -1,0 +1,384 @@
+// ember_bench — the bench-peers micro-workloads on ember.
+//
+// The workloads, their sizes, message shapes and timed regions follow the
+// bench-peers suite (Erlang/OTP, CAF, Go reference implementations; its
+// README is the specification).  Every run prints exactly one line:
+//
+//   bench=<w> runtime=ember threads=<n> <params> seconds=<s> <metrics> ok=<0|1>
+//
+//   CORES=N ember_bench pingpong   [N = 2000000]
+//           ember_bench ring       [P = 10000 [M = 1000]]
+//           ember_bench skynet     [L = 1000000]   (a power of 10)
+//           ember_bench spawn_idle [P = 1000000]
+//           ember_bench fanin      [S = 1000 [K = 10000]]
+//           ember_bench call|timers                 (not implemented: ok=0)
+//
+// Worker threads: $CORES if set, else std::thread::hardware_concurrency().
+// The driver is the root process of ember::run.
+//
+// A watchdog turns a hang into a result line instead of a silent stall:
+// no result within $EMBER_BENCH_TIMEOUT seconds (default 600) prints
+// `... ok=0 error=timeout` and exits with status 3; a result followed by a
+// runtime shutdown that does not finish within $EMBER_BENCH_TEARDOWN_TIMEOUT
+// seconds (default 120) prints the result again with `ok=0
+// error=teardown_hang` and exits with status 4.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include "ember/ember.hpp"
+
+namespace {
+
+using clk = std::chrono::steady_clock;
+using ember::pid;
+
+double ns(clk::time_point a, clk::time_point b) {
+  return std::chrono::duration<double, std::nano>(b - a).count();
+}
+
+// -- arguments, result line ----------------------------------------------------
+
+std::string g_name;
+unsigned g_threads = 1;
+std::vector<std::int64_t> g_args;
+
+std::int64_t arg(std::size_t i, std::int64_t def) { return i < g_args.size() ? g_args[i] : def; }
+
+std::string kv(const char* k, std::int64_t v) { return std::string(" ") + k + "=" + std::to_string(v); }
+std::string kv(const char* k, double v) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, " %s=%.1f", k, v);
+  return buf;
+}
+
+// What has been printed (for the watchdog): the line without its ok= field.
+std::atomic<bool> g_printed{false};
+std::atomic<std::int64_t> g_printed_at_ms{0};
+char g_line_body[1024];  // written once, before g_printed is set
+
+std::int64_t mono_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clk::now().time_since_epoch()).count();
+}
+
+std::string head() {
+  return "bench=" + g_name + " runtime=ember threads=" + std::to_string(g_threads);
+}
+
+void emit(const std::string& params, double seconds_ns, const std::string& metrics, bool ok) {
+  char secs[64];
+  std::snprintf(secs, sizeof secs, " seconds=%.6f", seconds_ns / 1e9);
+  std::string body = head() + params + secs + metrics;
+  std::snprintf(g_line_body, sizeof g_line_body, "%s", body.c_str());
+  std::printf("%s ok=%d\n", body.c_str(), ok ? 1 : 0);
+  std::fflush(stdout);
+  g_printed_at_ms.store(mono_ms());
+  g_printed.store(true);
+}
+
+void emit_error(const std::string& params, const char* error) {
+  std::printf("%s%s ok=0 error=%s\n", head().c_str(), params.c_str(), error);
+  std::fflush(stdout);
+  g_printed_at_ms.store(mono_ms());
+  g_printed.store(true);
+}
+
+double env_seconds(const char* name, double def) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return def;
+  double d = std::atof(v);
+  return d > 0 ? d : def;
+}
+
+void start_watchdog() {
+  const double limit = env_seconds("EMBER_BENCH_TIMEOUT", 600);
+  const double teardown = env_seconds("EMBER_BENCH_TEARDOWN_TIMEOUT", 120);
+  const std::int64_t start = mono_ms();
+  std::thread([=] {
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      std::int64_t now = mono_ms();
+      if (!g_printed.load()) {
+        if (double(now - start) / 1e3 > limit) {
+          std::printf("%s ok=0 error=timeout\n", head().c_str());
+          std::fflush(stdout);
+          std::fprintf(stderr, "ember_bench %s: no result after %.0f s (watchdog)\n", g_name.c_str(), limit);
+          ::_exit(3);
+        }
+      } else if (double(now - g_printed_at_ms.load()) / 1e3 > teardown) {
+        std::printf("%s ok=0 error=teardown_hang\n", g_line_body);
+        std::fflush(stdout);
+        std::fprintf(stderr,
+                     "ember_bench %s: runtime did not shut down within %.0f s of the result (watchdog)\n",
+                     g_name.c_str(), teardown);
+        ::_exit(4);
+      }
+    }
+  }).detach();
+}
+
+// -- messages ------------------------------------------------------------------
+
+struct stop_msg {};
+struct started_msg {};
+struct stopped_msg {};
+struct ping_msg {  // {Pid, Int}: ember has no implicit sender
+  pid from;
+  std::int64_t v;
+};
+struct done_msg {
+  std::int64_t v;
+};
+struct ring_done {
+  pid who;
+};
+
+// -- 1. pingpong: N round trips of one message between two processes -----------
+
+void pingpong() {
+  const std::int64_t n = arg(0, 2000000);
+  const pid driver = ember::self();
+  auto t0 = clk::now();
+  pid pong = ember::spawn([] {
+    for (;;) {
+      bool more = ember::receive([](ping_msg m) { ember::send(m.from, m.v); return true; },
+                                 [](stop_msg) { return false; });
+      if (!more) return;
+    }
+  });
+  ember::spawn([pong, driver, n] {
+    const pid me = ember::self();
+    std::int64_t i = 0;
+    for (; i < n; ++i) {
+      ember::send(pong, ping_msg{me, i});
+      if (ember::receive<std::int64_t>() != i) break;
+    }
+    ember::send(driver, done_msg{i});
+    ember::send(pong, stop_msg{});
+  });
+  std::int64_t got = ember::receive<done_msg>().v;
+  auto t1 = clk::now();
+  emit(kv("n", n), ns(t0, t1), kv("ns_per_roundtrip", ns(t0, t1) / double(n)), got == n);
+}
+
+// -- 2. ring: P processes, token with a hop countdown of P*M -------------------
+
+void ring_node(pid next, pid driver) {
+  for (;;) {
+    bool more = ember::receive(
+        [&](pid successor) {  // the wiring message (process P-1 only)
+          next = successor;
+          return true;
+        },
+        [&](std::int64_t h) {
+          if (h > 0) {
+            ember::send(next, h - 1);
+            return true;
+          }
+          ember::send(driver, ring_done{ember::self()});
+          ember::send(next, stop_msg{});  // teardown (not timed)
+          return false;
+        },
+        [&](stop_msg) {
+          ember::send(next, stop_msg{});
+          return false;
+        });
+    if (!more) return;
+  }
+}
+
+void ring() {
+  const std::int64_t p = arg(0, 10000), m = arg(1, 1000);
+  const pid driver = ember::self();
+  auto t0 = clk::now();
+  pid last = ember::spawn([driver] { ring_node(pid{}, driver); });
+  pid first = last;
+  for (std::int64_t i = 1; i < p; ++i) {
+    pid next = first;
+    first = ember::spawn([next, driver] { ring_node(next, driver); });
+  }
+  ember::send(last, first);
+  auto t1 = clk::now();
+  ember::send(first, p * m);
+  pid ender = ember::receive([](ring_done d) { return d.who; });
+  auto t2 = clk::now();
+  emit(kv("p", p) + kv("m", m) + kv("hops", p * m), ns(t1, t2),
+       kv("ns_per_hop", ns(t1, t2) / double(p * m)) +
+           kv("spawn_ns_per_process", ns(t0, t1) / double(p)),
+       ender == first);
+}
+
+// -- 3. skynet: tree of L leaves, 10 children per node --------------------------
+
+void sky(pid parent, std::int64_t num, std::int64_t size) {
+  if (size == 1) {
+    ember::send(parent, num);
+    return;
+  }
+  const pid me = ember::self();
+  const std::int64_t sub = size / 10;
+  for (std::int64_t i = 0; i < 10; ++i) {
+    std::int64_t child = num + i * sub;
+    ember::spawn([me, child, sub] { sky(me, child, sub); });
+  }
+  std::int64_t sum = 0;
+  for (int i = 0; i < 10; ++i) sum += ember::receive<std::int64_t>();
+  ember::send(parent, sum);
+}
+
+void skynet() {
+  const std::int64_t l = arg(0, 1000000);
+  for (std::int64_t x = l; x != 1; x /= 10) {
+    if (x < 1 || x % 10 != 0) {
+      std::fprintf(stderr, "skynet: leaves must be a power of 10\n");
+      emit_error(kv("leaves", l), "bad_size");
+      return;
+    }
+  }
+  const pid driver = ember::self();
+  auto t0 = clk::now();
+  ember::spawn([driver, l] { sky(driver, 0, l); });
+  std::int64_t sum = ember::receive<std::int64_t>();
+  auto t1 = clk::now();
+  emit(kv("leaves", l), ns(t0, t1), kv("result", sum), sum == l * (l - 1) / 2);
+}
+
+// -- 4. spawn_idle: P processes blocked in receive; memory, spawn, teardown -----
+
+std::atomic<std::int64_t> g_counter{0};
+
+std::int64_t rss_bytes() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char buf[256];
+  std::int64_t kb = -1;
+  while (std::fgets(buf, sizeof buf, f)) {
+    if (std::strncmp(buf, "VmRSS:", 6) == 0) {
+      kb = std::strtoll(buf + 6, nullptr, 10);
+      break;
+    }
+  }
+  std::fclose(f);
+  return kb * 1024;
+}
+
+void spawn_idle() {
+  const std::int64_t p = arg(0, 1000000);
+  const pid driver = ember::self();
+  std::int64_t rss0 = rss_bytes();
+  auto t0 = clk::now();
+  std::vector<pid> pids;  // the driver's handles
+  pids.reserve(std::size_t(p));
+  for (std::int64_t i = 0; i < p; ++i) {
+    pids.push_back(ember::spawn([driver, p] {
+      if (g_counter.fetch_add(1) + 1 == p) ember::send(driver, started_msg{});
+      ember::receive<stop_msg>();
+      if (g_counter.fetch_sub(1) - 1 == 0) ember::send(driver, stopped_msg{});
+    }));
+  }
+  ember::receive<started_msg>();
+  auto t1 = clk::now();
+  std::int64_t rss1 = rss_bytes();
+  for (const pid& x : pids) ember::send(x, stop_msg{});
+  ember::receive<stopped_msg>();
+  auto t2 = clk::now();
+  const double delta = double(rss1 - rss0);
+  emit(kv("p", p), ns(t0, t1),
+       kv("bytes_per_process", delta / double(p)) +
+           kv("spawn_ns_per_process", ns(t0, t1) / double(p)) +
+           kv("teardown_ns_per_process", ns(t1, t2) / double(p)) +
+           kv("rss_delta_mib", std::int64_t((rss1 - rss0) / 1048576)),
+       g_counter.load() == 0 && rss0 > 0 && rss1 > 0);
+}
+
+// -- 6. fanin: S senders each send the integers 1..K to one receiver ------------
+
+void fanin() {
+  const std::int64_t s = arg(0, 1000), k = arg(1, 10000);
+  const std::int64_t msgs = s * k;
+  const pid driver = ember::self();
+  auto t0 = clk::now();
+  pid receiver = ember::spawn([driver, msgs] {
+    std::int64_t sum = 0;
+    for (std::int64_t i = 0; i < msgs; ++i) sum += ember::receive<std::int64_t>();
+    ember::send(driver, done_msg{sum});
+  });
+  for (std::int64_t i = 0; i < s; ++i)
+    ember::spawn([receiver, k] {
+      for (std::int64_t v = 1; v <= k; ++v) ember::send(receiver, v);
+    });
+  std::int64_t sum = ember::receive<done_msg>().v;
+  auto t1 = clk::now();
+  const double d = ns(t0, t1);
+  emit(kv("senders", s) + kv("k", k) + kv("msgs", msgs), d,
+       kv("ns_per_msg", d / double(msgs)) + kv("msgs_per_sec", double(msgs) * 1e9 / d),
+       sum == s * (k * (k + 1) / 2));
+}
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: ember_bench pingpong|ring|skynet|spawn_idle|fanin|call|timers [params]\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage();
+    return 2;
+  }
+  g_name = argv[1];
+  for (int i = 2; i < argc; ++i) {
+    char* end = nullptr;
+    long long v = std::strtoll(argv[i], &end, 10);
+    if (!end || *end != '\0' || end == argv[i]) {
+      std::fprintf(stderr, "ember_bench: not an integer: %s\n", argv[i]);
+      return 2;
+    }
+    g_args.push_back(v);
+  }
+  g_threads = std::thread::hardware_concurrency();
+  if (const char* c = std::getenv("CORES"); c && std::atoi(c) > 0) g_threads = unsigned(std::atoi(c));
+  if (g_threads == 0) g_threads = 1;
+
+  void (*workload)() = nullptr;
+  if (g_name == "pingpong") workload = pingpong;
+  else if (g_name == "ring") workload = ring;
+  else if (g_name == "skynet") workload = skynet;
+  else if (g_name == "spawn_idle") workload = spawn_idle;
+  else if (g_name == "fanin") workload = fanin;
+  else if (g_name == "call") {
+    emit_error(kv("n", arg(0, 1000000)), "not_implemented");
+    return 0;
+  } else if (g_name == "timers") {
+    emit_error(kv("t", arg(0, 1000000)) + kv("d", arg(1, 10000)), "not_implemented");
+    return 0;
+  } else {
+    std::fprintf(stderr, "ember_bench: unknown workload %s\n", g_name.c_str());
+    usage();
+    return 2;
+  }
+
+  start_watchdog();
+  ember::runtime_options opts;
+  opts.workers = g_threads;
+  int rc = 1;
+  try {
+    rc = ember::run([workload] { workload(); }, opts);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ember_bench %s: %s\n", g_name.c_str(), e.what());
+    if (!g_printed.load()) emit_error("", "exception");
+    return 1;
+  }
+  if (!g_printed.load()) emit_error("", "no_result");
+  return rc;
+}
