@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/detail/config.hpp"
 #include "support/support.hpp"
 
 using namespace std::chrono_literals;
@@ -194,7 +195,13 @@ TEST_CASE("waiting processes' stacks share a few large mappings (vm.max_map_coun
     while (started < n) ember::yield();
     // Every process now holds a stack while it waits.
     int after = count_maps();
+#if EMBER_TSAN
+    // ThreadSanitizer maps memory of its own for every fiber (about four
+    // mappings each), so the count says nothing about ember's stacks here.
+    WARN("mapping count not checked under ThreadSanitizer: " << after - before << " new mappings");
+#else
     CHECK(after - before < 200);  // one-mapping-per-stack would be 100,000+
+#endif
     for (auto& p : ps) ember::send(p, 0);
   });
   CHECK(root.wait().is_normal());
