@@ -11,7 +11,9 @@
 //  4. due timers, then the inject queue (taking a batch into the local queue);
 //  5. as one of at most half the awake workers, steal half of a random
 //     victim's queue;
-//  6. park (idle.hpp has the protocol), with a timeout for its next timer.
+//  6. search a little longer (about 40 us, as a searcher, so publishers need
+//     not wake anyone), then park (idle.hpp has the protocol), with a
+//     timeout for its next timer.
 //
 // Threads: everything here is worker only (the owning thread), except the
 // stealer view of `local` and `parker.unpark()`, which any thread may use.
