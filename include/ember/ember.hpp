@@ -13,3 +13,4 @@
 #include "ember/spawn.hpp"
 #include "ember/send.hpp"
 #include "ember/receive.hpp"
+#include "ember/signal/monitor.hpp"

@@ -96,6 +96,9 @@ public:
   std::size_t default_stack_class() const noexcept { return default_class_; }
   std::size_t live() const noexcept { return std::size_t(live_.load(std::memory_order_acquire)); }
 
+  /// A fresh monitor id, unique within this runtime.
+  std::uint64_t next_monitor_id() noexcept { return monitor_ids_.fetch_add(1, std::memory_order_relaxed); }
+
   /// Every live pid (any thread; a snapshot).
   std::vector<ember::pid> processes() const;
 
@@ -119,6 +122,7 @@ private:
 
   std::atomic<std::uint64_t> serial_{1};
   std::atomic<std::int64_t> live_{0};
+  std::atomic<std::uint64_t> monitor_ids_{1};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> shutdown_{false};
   std::mutex stop_call_mu_;  // held through stop(); guards stopped_

@@ -4,8 +4,8 @@
 // Process exit (worker::finish), in order:
 //  1. the fiber has unwound and stored its exit reason, then switched back;
 //  2. the mailbox is closed: queued messages are destroyed, later sends drop;
-//  3. exit waiters are taken under the hook lock (no new ones can join) and
-//     released with the reason;
+//  3. under the hook lock (no new monitor or waiter can join): every monitor
+//     gets its `down` message; then exit waiters are released with the reason;
 //  4. the stack goes back to the cache, the serial is cleared (the block is
 //     free), the block goes to the free list, the live count drops.
 #pragma once
@@ -19,6 +19,8 @@
 
 #include "ember/detail/runtime_core.hpp"
 #include "ember/scheduler/worker.hpp"
+#include "ember/send.hpp"
+#include "ember/signal/monitor.hpp"
 
 namespace ember::detail {
 
@@ -361,6 +363,11 @@ void worker::finish(process* p) {
     std::lock_guard lk(p->hooks_lock);
     p->hooks_closed = true;
     waiters.swap(p->waiters);
+    // `down` messages go out under the lock: a watcher that demonitors
+    // after this finds its `down` already in its mailbox (flush removes it).
+    const ember::pid me = p->self_pid();
+    for (const auto& m : p->monitors) ember::send(m.watcher, ember::down{{m.id, me}, me, p->reason});
+    p->monitors.clear();
   }
   for (auto& l : waiters) {
     l->reason = p->reason;

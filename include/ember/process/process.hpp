@@ -95,6 +95,11 @@ struct process {
   spin_lock hooks_lock;
   bool hooks_closed = true;
   std::vector<std::shared_ptr<exit_latch>> waiters;
+  struct monitor_entry {
+    std::uint64_t id;
+    ember::pid watcher;
+  };
+  std::vector<monitor_entry> monitors;  // who gets a `down` when this exits
 
   // -- owner, read after exit ------------------------------------------------
   exit_reason reason;

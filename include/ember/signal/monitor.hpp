@@ -1,0 +1,72 @@
+// ember/signal/monitor.hpp — monitors: watch another process and get one
+// `down` message when it exits (erlang:monitor/2, demonitor/2,
+// spawn_monitor/1).
+//
+//   auto ref = ember::monitor(p);
+//   ember::receive([&](const ember::down& d) { ... d.reason ... });
+//
+// Rules (each one a test in tests/behaviour/monitor_test.cpp):
+//  - a monitor delivers exactly one `down {ref, pid, reason}`;
+//  - monitoring a process that is not alive delivers `down` with reason
+//    noproc at once;
+//  - after demonitor(ref) no `down` for ref is delivered; with flush=true a
+//    `down` already in the mailbox is removed too;
+//  - spawn_monitor starts and monitors in one step, so the `down` always
+//    carries the child's real exit reason.
+//
+// Threads: process context (throws not_in_process elsewhere).
+// Ownership: the watched process holds the monitor until it exits or the
+// watcher demonitors; a `down` is an ordinary message owned by the mailbox.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+
+#include "ember/exit_reason.hpp"
+#include "ember/pid.hpp"
+
+namespace ember {
+
+/// Names one monitor.  Comparable; unique within a runtime.
+struct monitor_ref {
+  std::uint64_t id = 0;
+  ember::pid target;
+  friend bool operator==(const monitor_ref& a, const monitor_ref& b) noexcept { return a.id == b.id; }
+};
+
+/// The message a monitor delivers when the watched process exits.
+struct down {
+  monitor_ref ref;
+  ember::pid who;
+  exit_reason reason;
+};
+
+/// Start watching p.
+monitor_ref monitor(pid p);
+
+/// Stop watching.  Returns true if the monitor was still active (no `down`
+/// was or will be sent).  With flush, a `down` for ref already delivered is
+/// removed from the caller's mailbox.
+bool demonitor(const monitor_ref& ref, bool flush = false);
+
+}  // namespace ember
+
+#include "ember/detail/runtime_core.hpp"
+#include "ember/options.hpp"
+#include "ember/this_process.hpp"
+
+namespace ember {
+
+/// spawn() and monitor() in one step: the child cannot exit unobserved.
+template <class F>
+std::pair<pid, monitor_ref> spawn_monitor(F&& fn, const spawn_options& o = {}) {
+  detail::process* self = detail::current_or_throw("spawn_monitor");
+  detail::process* p = self->rt->make_process(std::forward<F>(fn), o, "spawn_monitor");
+  std::uint64_t id = self->rt->next_monitor_id();
+  p->monitors.push_back({id, self->self_pid()});  // the block is private until published
+  pid child = self->rt->publish_spawn(p);
+  detail::spend(10);
+  return {child, monitor_ref{id, child}};
+}
+
+}  // namespace ember
