@@ -11,17 +11,11 @@
 #include "support/support.hpp"
 
 using namespace std::chrono_literals;
+using ember_test::in_process;
 using ember_test::opts;
 using ember_test::scaled;
 
 namespace {
-template <class F>
-void in_process(unsigned workers, F&& body) {
-  ember::runtime rt(opts(workers));
-  auto r = rt.spawn_monitor(std::forward<F>(body)).wait();
-  INFO("exit reason: " << r);
-  CHECK(r.is_normal());
-}
 /// A down for ref already in the mailbox, or none (polls, never waits).
 std::optional<ember::down> poll_down(const ember::monitor_ref& ref) {
   return ember::receive(

@@ -9,19 +9,10 @@
 #include "support/support.hpp"
 
 using namespace std::chrono_literals;
+using ember_test::in_process;
 using ember_test::opts;
 using ember_test::scaled;
 
-namespace {
-/// Run body as a process on a fresh runtime; fail the test if it crashes.
-template <class F>
-void in_process(unsigned workers, F&& body) {
-  ember::runtime rt(opts(workers));
-  auto r = rt.spawn_monitor(std::forward<F>(body)).wait();
-  INFO("exit reason: " << r);
-  CHECK(r.is_normal());
-}
-}  // namespace
 
 TEST_CASE("receive matches by type and moves the value in", "[receive]") {
   in_process(1, [] {

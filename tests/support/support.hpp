@@ -4,6 +4,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <utility>
+
+#include <catch2/catch.hpp>
 
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/ostream_sink.h>
@@ -27,6 +30,17 @@ inline ember::runtime_options opts(unsigned workers) {
   o.workers = workers;
   o.logger = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
   return o;
+}
+
+/// Run body as a process on a fresh runtime with `workers` threads, wait for
+/// it, and fail the test unless it ended normally (a failed REQUIRE inside
+/// it ends it abnormally).
+template <class F>
+void in_process(unsigned workers, F&& body) {
+  ember::runtime rt(opts(workers));
+  auto r = rt.spawn_monitor(std::forward<F>(body)).wait();
+  INFO("exit reason: " << r);
+  CHECK(r.is_normal());
 }
 
 }  // namespace ember_test
