@@ -3,9 +3,9 @@
 #include "ember/ember.hpp"
 
 #include "ember/impl/envelope_pool.ipp"
-#include "ember/impl/monitor.ipp"
 #include "ember/impl/park.ipp"
 #include "ember/impl/runtime_core.ipp"
+#include "ember/impl/signals.ipp"
 #include "ember/impl/stack_pool.ipp"
 #include "ember/impl/this_process.ipp"
 #include "ember/impl/worker.ipp"

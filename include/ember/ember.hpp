@@ -14,3 +14,6 @@
 #include "ember/send.hpp"
 #include "ember/receive.hpp"
 #include "ember/signal/monitor.hpp"
+#include "ember/signal/link.hpp"
+#include "ember/names.hpp"
+#include "ember/process_info.hpp"

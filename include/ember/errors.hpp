@@ -8,6 +8,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace ember {
 
@@ -39,6 +40,32 @@ public:
 class invalid_option : public error {
 public:
   using error::error;
+};
+
+/// link() to a process that is not alive, from a process not trapping exits
+/// (OTP's link/1 raises noproc there).
+class noproc_error : public error {
+public:
+  explicit noproc_error(const std::string& what) : error(what) {}
+};
+
+/// register_name refused: the name is taken, the process already has a
+/// name or is not alive, or the name is empty.  what() says which.
+class registration_error : public error {
+public:
+  using error::error;
+};
+
+/// send(name, msg) to a name no live process holds.
+class no_such_name : public error {
+public:
+  explicit no_such_name(std::string_view name)
+      : error("ember::send: no process is registered under the name \"" + std::string(name) + "\""),
+        name_(name) {}
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+
+private:
+  std::string name_;
 };
 
 }  // namespace ember

@@ -15,6 +15,8 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -23,6 +25,7 @@
 #include "ember/exit_reason.hpp"
 #include "ember/options.hpp"
 #include "ember/pid.hpp"
+#include "ember/send.hpp"
 
 namespace ember {
 
@@ -64,7 +67,7 @@ public:
   monitored spawn_monitor(F&& fn, const spawn_options& o = {}) {
     detail::process* p = core_->make_process(std::forward<F>(fn), o, "spawn_monitor");
     auto latch = std::make_shared<detail::exit_latch>();
-    p->waiters.push_back(latch);  // the block is private until published
+    p->signals().waiters.push_back(latch);  // the block is private until published
     return {core_->publish_spawn(p), core_.get(), std::move(latch)};
   }
 
@@ -83,6 +86,18 @@ public:
   [[nodiscard]] std::size_t process_count() const noexcept { return core_->live(); }
   /// A snapshot of every live pid.
   [[nodiscard]] std::vector<pid> processes() const { return core_->processes(); }
+
+  /// Registered names, from any thread (see names.hpp for the rules).
+  void register_name(std::string_view name, pid p) { core_->names().add(name, p); }
+  bool unregister_name(std::string_view name) { return core_->names().remove(name); }
+  [[nodiscard]] std::optional<pid> whereis(std::string_view name) const { return core_->names().whereis(name); }
+  /// Send to a registered name from any thread; throws no_such_name.
+  template <class T>
+  void send(std::string_view name, T&& msg) {
+    std::optional<pid> to = core_->names().whereis(name);
+    if (!to) throw no_such_name(name);
+    ember::send(*to, std::forward<T>(msg));
+  }
 
   detail::runtime_core& core() noexcept { return *core_; }
 

@@ -4,9 +4,9 @@
 //
 // Stop protocol (runtime_core::stop):
 //  1. set `stopping_`: spawn now throws runtime_stopped;
-//  2. mark every live process kill_pending and wake it; a process ends at
-//     its next runtime call (receive, send, checkpoint, ...), unwinding its
-//     stack so destructors run;
+//  2. send every live process an untrappable kill (reason killed); a
+//     process ends at its next runtime call (receive, send, checkpoint,
+//     ...), unwinding its stack so destructors run;
 //  3. wait until no process is live, repeating step 2 for processes that
 //     were being spawned while it ran;
 //  4. set `shutdown_`, wake every worker, join them;
@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "ember/detail/name_table.hpp"
 #include "ember/options.hpp"
 #include "ember/pid.hpp"
 #include "ember/process/process.hpp"
@@ -50,7 +51,21 @@ public:
   /// runtime_stopped / invalid_option).
   process* prepare_spawn(const spawn_options& o, const char* what);
   /// Give the block its serial and make it runnable.
-  ember::pid publish_spawn(process* p);
+  ember::pid publish_spawn(process* p) {
+    ember::pid child = assign_serial(p);
+    start(p);
+    return child;
+  }
+  /// publish_spawn, calling before_start(pid) after the serial is assigned
+  /// and before the process can run (to link or monitor it).  before_start
+  /// must not throw.
+  template <class F>
+  ember::pid publish_spawn(process* p, F&& before_start) {
+    ember::pid child = assign_serial(p);
+    before_start(child);
+    start(p);
+    return child;
+  }
   /// Give back a block from prepare_spawn when filling it in failed.
   void abandon_spawn(process* p);
   /// prepare_spawn plus the entry function: a block ready to publish.
@@ -102,7 +117,11 @@ public:
   /// Every live pid (any thread; a snapshot).
   std::vector<ember::pid> processes() const;
 
+  name_table& names() noexcept { return names_; }
+
 private:
+  ember::pid assign_serial(process* p);
+  void start(process* p);
   process* alloc_block();
   std::uint64_t next_serial();
   void kill_all();
@@ -120,6 +139,7 @@ private:
   std::vector<process*> free_;
   static constexpr std::size_t chunk_size = 1024;
 
+  name_table names_;
   std::atomic<std::uint64_t> serial_{1};
   std::atomic<std::int64_t> live_{0};
   std::atomic<std::uint64_t> monitor_ids_{1};

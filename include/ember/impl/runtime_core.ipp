@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ember/detail/runtime_core.hpp"
+#include "ember/detail/signals.hpp"
 #include "ember/errors.hpp"
 
 namespace ember::detail {
@@ -82,22 +83,27 @@ void runtime_core::abandon_spawn(process* p) {
   on_process_exit();
 }
 
-ember::pid runtime_core::publish_spawn(process* p) {
+ember::pid runtime_core::assign_serial(process* p) {
   std::uint64_t s = next_serial();
   p->mbox.open();
   p->kill_pending.store(false, std::memory_order_relaxed);
+  p->reductions.store(0, std::memory_order_relaxed);
   p->status.store(process_status::runnable, std::memory_order_relaxed);
   std::memset(p->eh_state, 0, sizeof p->eh_state);
   {
     std::lock_guard lk(p->hooks_lock);
     p->hooks_closed = false;
+    p->trap_exit = false;
     // ordering: release publishes the fresh block to senders holding the pid.
     p->serial.store(s, std::memory_order_release);
   }
+  return {p, s};
+}
+
+void runtime_core::start(process* p) {
   worker* w = this_worker();
   if (w && &w->runtime() == this) w->push_back(p);
   else inject(p);
-  return {p, s};
 }
 
 process* runtime_core::alloc_block() {
@@ -203,7 +209,7 @@ exit_reason runtime_core::wait(ember::pid target) {
     std::lock_guard lk(p->hooks_lock);
     if (p->serial.load(std::memory_order_acquire) != target.serial() || p->hooks_closed)
       return exit_reason::noproc();
-    p->waiters.push_back(latch);
+    p->signals().waiters.push_back(latch);
   }
   return wait_latch(latch);
 }
@@ -213,11 +219,9 @@ void runtime_core::kill_all() {
   for (auto& chunk : chunks_) {
     for (std::size_t i = 0; i < chunk_size; ++i) {
       process* p = &chunk[i];
-      std::uint64_t s = p->serial.load(std::memory_order_acquire);
-      if (s == 0) continue;
-      p->kill_pending.store(true, std::memory_order_release);
-      envelope* e = make_envelope<wake_signal>(s);
-      if (p->mbox.push(e) == mailbox::push_result::woke_owner) wake(p);
+      if (p->serial.load(std::memory_order_acquire) == 0) continue;
+      std::lock_guard hk(p->hooks_lock);
+      if (!p->hooks_closed) kill_locked(p, exit_reason::killed());
     }
   }
 }

@@ -21,12 +21,13 @@ process* current_or_throw(const char* operation) {
 }
 
 namespace {
-/// A pending kill ends the process here — unless it is already unwinding
+/// A pending kill (an exit signal that ends the process; `reason` was
+/// published before the flag) ends the process here — unless it is already unwinding
 /// (throwing from a destructor would terminate the program).
 inline void check_kill(process* p) {
   if (EMBER_UNLIKELY(p->kill_pending.load(std::memory_order_acquire)) &&
       std::uncaught_exceptions() == 0)
-    throw exit_exception{exit_reason::killed()};
+    throw exit_exception{p->reason};
 }
 }  // namespace
 

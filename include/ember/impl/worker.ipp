@@ -4,10 +4,14 @@
 // Process exit (worker::finish), in order:
 //  1. the fiber has unwound and stored its exit reason, then switched back;
 //  2. the mailbox is closed: queued messages are destroyed, later sends drop;
-//  3. under the hook lock (no new monitor or waiter can join): every monitor
-//     gets its `down` message; then exit waiters are released with the reason;
-//  4. the stack goes back to the cache, the serial is cleared (the block is
-//     free), the block goes to the free list, the live count drops.
+//     the serial is cleared: the pid no longer names a live process;
+//     (Before switching back, the body closed the process to signals under
+//     its hook lock and stored its reason: no link, monitor, name or kill
+//     can be added from then on.)
+//  3. deliver_exit: the name is released, watchers get `down`, linked
+//     processes get exit signals, exit waiters are released;
+//  4. the stack goes back to the cache, the block goes to the free list,
+//     the live count drops.
 #pragma once
 
 #include <pthread.h>
@@ -18,9 +22,8 @@
 #include <exception>
 
 #include "ember/detail/runtime_core.hpp"
+#include "ember/detail/signals.hpp"
 #include "ember/scheduler/worker.hpp"
-#include "ember/send.hpp"
-#include "ember/signal/monitor.hpp"
 
 namespace ember::detail {
 
@@ -109,7 +112,8 @@ EMBER_NOINLINE void run_process_body(process* p) noexcept {
   exit_reason r;
   bool crashed = false;
   try {
-    if (p->kill_pending.load(std::memory_order_acquire)) throw exit_exception{exit_reason::killed()};
+    // A process killed before it first ran does not start.
+    if (p->kill_pending.load(std::memory_order_acquire)) throw exit_exception{p->reason};
     p->invoke(p);
   } catch (exit_exception& e) {
     r = std::move(e.reason);
@@ -122,6 +126,10 @@ EMBER_NOINLINE void run_process_body(process* p) noexcept {
   }
   p->destroy_entry();
   if (crashed) p->rt->crash_report(p->self_pid(), r);
+  // Close to signals and set the final reason in one step: a kill that
+  // arrives after the body ended no longer counts.
+  std::lock_guard lk(p->hooks_lock);
+  p->hooks_closed = true;
   p->reason = std::move(r);
 }
 
@@ -330,7 +338,10 @@ void worker::run(process* p) {
     tl_process = p;
     eh_globals mine = *g;
     std::memcpy(g, p->eh_state, sizeof(eh_globals));
+    const long before = budget;
     transfer t = switch_to(p->ctx, p, side, p->side);
+    p->reductions.store(p->reductions.load(std::memory_order_relaxed) + std::uint64_t(before - budget),
+                        std::memory_order_relaxed);
     std::memcpy(p->eh_state, g, sizeof(eh_globals));
     *g = mine;
     tl_process = nullptr;
@@ -358,22 +369,16 @@ void worker::run(process* p) {
 void worker::finish(process* p) {
   p->status.store(process_status::exiting, std::memory_order_relaxed);
   p->mbox.close();
-  std::vector<std::shared_ptr<exit_latch>> waiters;
+  const ember::pid me = p->self_pid();
   {
+    // Dead from here: sends drop, process_info/processes/whereis no longer
+    // see it — before anyone can learn of the exit.  (Under the lock:
+    // process_info reads the block under it after checking the serial.)
     std::lock_guard lk(p->hooks_lock);
-    p->hooks_closed = true;
-    waiters.swap(p->waiters);
-    // `down` messages go out under the lock: a watcher that demonitors
-    // after this finds its `down` already in its mailbox (flush removes it).
-    const ember::pid me = p->self_pid();
-    for (const auto& m : p->monitors) ember::send(m.watcher, ember::down{{m.id, me}, me, p->reason});
-    p->monitors.clear();
+    // ordering: release so a reuse of the block is ordered after this exit.
+    p->serial.store(0, std::memory_order_release);
   }
-  for (auto& l : waiters) {
-    l->reason = p->reason;
-    l->done.store(true, std::memory_order_release);
-    l->done.notify_all();
-  }
+  deliver_exit(p, me);
   if (p->stk.size == stacks_.size_class()) stacks_.release(p->stk);
   else rt_.stacks().release(p->stk);
   p->stk = {};
@@ -384,8 +389,6 @@ void worker::finish(process* p) {
 #endif
   p->reason = exit_reason{};
   p->status.store(process_status::free, std::memory_order_relaxed);
-  // ordering: release so a reuse of the block is ordered after this exit.
-  p->serial.store(0, std::memory_order_release);
   rt_.release_block(*this, p);
   rt_.on_process_exit();
 }

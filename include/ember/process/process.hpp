@@ -18,13 +18,14 @@
 #include <memory>
 #include <new>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
-#include <vector>
 
 #include "ember/exit_reason.hpp"
 #include "ember/mailbox/mailbox.hpp"
 #include "ember/pid.hpp"
 #include "ember/process/fiber.hpp"
+#include "ember/process/signal_state.hpp"
 #include "ember/process/stack_pool.hpp"
 
 namespace ember::detail {
@@ -67,7 +68,10 @@ struct process {
   // -- any thread: what senders touch -----------------------------------
   mailbox mbox;
   std::atomic<std::uint64_t> serial{0};      // 0 = free
-  std::atomic<bool> kill_pending{false};     // set by stop()/kill; read at runtime calls
+  // Set (under hooks_lock, once per incarnation) by an exit signal that
+  // ends the process; `reason` then holds the reason it will exit with.
+  // Read at every runtime call.
+  std::atomic<bool> kill_pending{false};
   std::atomic<process_status> status{process_status::free};  // ordering: relaxed, informational
   runtime_core* rt = nullptr;                // fixed when the chunk is made
 
@@ -83,25 +87,34 @@ struct process {
   // The C++ runtime's per-thread exception state of this fiber, swapped in
   // and out around each slice (see worker.ipp).
   alignas(8) unsigned char eh_state[16] = {};
+  // Reductions spent so far (written by the running worker after each
+  // slice; ordering: relaxed, informational).
+  std::atomic<std::uint64_t> reductions{0};
 
   // -- owner: the entry function -------------------------------------------
   static constexpr std::size_t inline_fn_size = 48;
   void (*invoke)(process*) = nullptr;
   void (*destroy_fn)(process*) noexcept = nullptr;
   void* fn_heap = nullptr;
+  const std::type_info* entry_type = nullptr;  // the spawned callable's type
   alignas(16) unsigned char fn_buf[inline_fn_size];
 
   // -- guarded by hooks_lock -------------------------------------------------
   spin_lock hooks_lock;
-  bool hooks_closed = true;
-  std::vector<std::shared_ptr<exit_latch>> waiters;
-  struct monitor_entry {
-    std::uint64_t id;
-    ember::pid watcher;
-  };
-  std::vector<monitor_entry> monitors;  // who gets a `down` when this exits
+  bool hooks_closed = true;  // false while the process accepts signals
+  bool trap_exit = false;    // written by the owner under the lock
+  std::unique_ptr<signal_state> sig;  // links, monitors, waiters, name; lazily made
 
-  // -- owner, read after exit ------------------------------------------------
+  /// The signal state, made on first use.  Caller holds hooks_lock.
+  signal_state& signals() {
+    if (!sig) sig = std::make_unique<signal_state>();
+    return *sig;
+  }
+
+  // -- the exit reason: written by an exit signal that ends the process
+  //    (under hooks_lock, before kill_pending is set) and by the process
+  //    itself when its body ends (under hooks_lock, closing it to signals);
+  //    read by the worker after exit.
   exit_reason reason;
 
   [[nodiscard]] ember::pid self_pid() const noexcept {
@@ -111,6 +124,7 @@ struct process {
   template <class F>
   void set_entry(F&& f) {
     using Fn = std::decay_t<F>;
+    entry_type = &typeid(Fn);
     if constexpr (sizeof(Fn) <= inline_fn_size && alignof(Fn) <= 16 &&
                   std::is_nothrow_move_constructible_v<Fn>) {
       ::new (static_cast<void*>(fn_buf)) Fn(std::forward<F>(f));

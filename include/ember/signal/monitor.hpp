@@ -57,14 +57,18 @@ bool demonitor(const monitor_ref& ref, bool flush = false);
 
 namespace ember {
 
+namespace detail {
+/// Make self monitor the new, not yet running, process p under monitor id.
+void monitor_new_child(process* self, process* p, ember::pid child, std::uint64_t id);
+}  // namespace detail
+
 /// spawn() and monitor() in one step: the child cannot exit unobserved.
 template <class F>
 std::pair<pid, monitor_ref> spawn_monitor(F&& fn, const spawn_options& o = {}) {
   detail::process* self = detail::current_or_throw("spawn_monitor");
   detail::process* p = self->rt->make_process(std::forward<F>(fn), o, "spawn_monitor");
   std::uint64_t id = self->rt->next_monitor_id();
-  p->monitors.push_back({id, self->self_pid()});  // the block is private until published
-  pid child = self->rt->publish_spawn(p);
+  pid child = self->rt->publish_spawn(p, [&](pid c) { detail::monitor_new_child(self, p, c, id); });
   detail::spend(10);
   return {child, monitor_ref{id, child}};
 }

@@ -1,0 +1,39 @@
+// ember/detail/signals.hpp — delivering exit signals, `down`s and exit
+// messages between processes (implemented in impl/signals.ipp).
+//
+// Every delivery to a process p happens while holding p's hooks_lock and
+// after checking that p is still the incarnation addressed and not closed
+// (alive_locked).  That is what makes unlink/demonitor final and every
+// `down` exactly-once; signal_state.hpp states the rules.
+//
+// Threads: any thread, with the lock held as each function says.
+#pragma once
+
+#include <cstdint>
+
+#include "ember/exit_reason.hpp"
+#include "ember/mailbox/envelope.hpp"
+#include "ember/pid.hpp"
+
+namespace ember::detail {
+
+struct process;
+
+/// p is the incarnation `serial` and still takes signals.  Lock held.
+bool alive_locked(const process* p, std::uint64_t serial) noexcept;
+/// Queue e (addressed to p's current incarnation) and wake p if it waits.
+/// Lock held, p alive.
+void post_locked(process* p, envelope* e);
+/// Make p exit with r at its next runtime call; the first such reason wins.
+/// Lock held, p alive.
+void kill_locked(process* p, exit_reason r);
+/// An exit signal from `from` with reason r.  via_link: sent because `from`
+/// exited while linked (then `kill` is an ordinary, trappable reason).
+/// Lock held, p alive.
+void exit_signal_locked(process* p, ember::pid from, const exit_reason& r, bool via_link);
+/// p, which was `me`, has exited (its body ended, it is closed to signals
+/// and its serial is cleared): tell its links, watchers and waiters,
+/// release its name.  Worker, after the fiber.
+void deliver_exit(process* p, ember::pid me);
+
+}  // namespace ember::detail

@@ -1,0 +1,109 @@
+// ember/process/signal_state.hpp — a process's links, monitors, exit
+// waiters and registered name.
+//
+// Allocated on first use (most processes never link or monitor), guarded by
+// the process's hooks_lock, and taken by the process when it exits.
+//
+// Who may change what (the rules that make delivery exactly-once; see
+// impl/signals.ipp):
+//  - `links` and `watching` are the authority on whether a link or monitor
+//    is live for *this* process.  A peer delivers an exit signal or a `down`
+//    to this process only if, under this process's lock, it erases its own
+//    entry here — so once this process has erased an entry itself (unlink,
+//    demonitor), nothing more can arrive for it.
+//  - `watchers` is the exiting side's list of whom to tell; entries whose
+//    watcher went away are harmless (the watcher's `watching` decides).
+//
+// Threads: any thread, holding the owning process's hooks_lock.
+// Ownership: owned by the process control block.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "ember/pid.hpp"
+
+namespace ember::detail {
+
+struct exit_latch;
+
+/// A map from 64-bit keys to pids: a plain vector while small (cache
+/// friendly, no allocation per entry), plus a hash index once it grows, so a
+/// process linked to 100,000 others still finds and removes one in O(1).
+class pid_table {
+public:
+  struct entry {
+    std::uint64_t key;
+    ember::pid who;
+  };
+
+  [[nodiscard]] bool contains(std::uint64_t key) const { return find(key) != npos; }
+  /// Adds (key, who); false (and no change) when key is present.
+  bool insert(std::uint64_t key, ember::pid who) {
+    if (find(key) != npos) return false;
+    items_.push_back({key, who});
+    if (index_) index_->emplace(key, items_.size() - 1);
+    else if (items_.size() > linear_limit) build_index();
+    return true;
+  }
+  /// Removes key; false when absent.
+  bool erase(std::uint64_t key) {
+    std::size_t i = find(key);
+    if (i == npos) return false;
+    if (index_) index_->erase(key);
+    if (i + 1 != items_.size()) {
+      items_[i] = items_.back();
+      if (index_) (*index_)[items_[i].key] = i;
+    }
+    items_.pop_back();
+    return true;
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return items_.size(); }
+  [[nodiscard]] bool empty() const noexcept { return items_.empty(); }
+  [[nodiscard]] const std::vector<entry>& entries() const noexcept { return items_; }
+  [[nodiscard]] std::size_t bytes() const noexcept {
+    return items_.capacity() * sizeof(entry) + (index_ ? index_->size() * 32 + index_->bucket_count() * 8 : 0);
+  }
+
+private:
+  static constexpr std::size_t npos = ~std::size_t{0};
+  static constexpr std::size_t linear_limit = 16;
+
+  [[nodiscard]] std::size_t find(std::uint64_t key) const {
+    if (index_) {
+      auto it = index_->find(key);
+      return it == index_->end() ? npos : it->second;
+    }
+    for (std::size_t i = 0; i < items_.size(); ++i)
+      if (items_[i].key == key) return i;
+    return npos;
+  }
+  void build_index() {
+    index_ = std::make_unique<std::unordered_map<std::uint64_t, std::size_t>>();
+    index_->reserve(items_.size() * 2);
+    for (std::size_t i = 0; i < items_.size(); ++i) index_->emplace(items_[i].key, i);
+  }
+
+  std::vector<entry> items_;
+  std::unique_ptr<std::unordered_map<std::uint64_t, std::size_t>> index_;
+};
+
+struct signal_state {
+  pid_table links;     // key: the linked process's serial
+  pid_table watchers;  // monitors on this process — key: monitor id, who: the watcher
+  pid_table watching;  // monitors this process holds — key: monitor id, who: the target
+  std::vector<std::shared_ptr<exit_latch>> waiters;  // threads outside waiting for the exit
+  std::string name;                                  // registered name, empty if none
+
+  [[nodiscard]] std::size_t bytes() const noexcept {
+    return sizeof(*this) + links.bytes() + watchers.bytes() + watching.bytes() +
+           waiters.capacity() * sizeof(waiters[0]) + name.capacity();
+  }
+};
+
+}  // namespace ember::detail
