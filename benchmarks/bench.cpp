@@ -11,7 +11,8 @@
 //           ember_bench skynet     [L = 1000000]   (a power of 10)
 //           ember_bench spawn_idle [P = 1000000]
 //           ember_bench fanin      [S = 1000 [K = 10000]]
-//           ember_bench call|timers                 (not implemented: ok=0)
+//           ember_bench timers     [T = 1000000 [D = 10000]]
+//           ember_bench call                        (not implemented: ok=0)
 //
 // Worker threads: $CORES if set, else std::thread::hardware_concurrency().
 // The driver is the root process of ember::run.
@@ -324,6 +325,50 @@ void fanin() {
        sum == s * (k * (k + 1) / 2));
 }
 
+// -- 7. timers: T send_after timers (delay 1..D ms) to the driver; cancel every
+//    other one, reading its remaining time; drain the rest ---------------------
+
+struct tick_msg {};
+
+void timers() {
+  const std::int64_t t = arg(0, 1000000), dmax = arg(1, 10000);
+  std::vector<std::chrono::milliseconds> delays(static_cast<std::size_t>(t));
+  std::uint64_t x = 4711;  // xorshift: the delays are pre-generated, not timed
+  for (auto& d : delays) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    d = std::chrono::milliseconds(1 + std::int64_t(x % std::uint64_t(dmax)));
+  }
+  std::vector<ember::timer_ref> refs(static_cast<std::size_t>(t));
+  const pid me = ember::self();
+  auto t0 = clk::now();
+  for (std::size_t i = 0; i < refs.size(); ++i) refs[i] = ember::send_after(me, delays[i], tick_msg{});
+  auto t1 = clk::now();
+  std::int64_t cancelled = 0, already = 0, bad = 0;
+  for (std::size_t i = 0; i < refs.size(); i += 2) {
+    if (auto left = ember::cancel_timer(refs[i])) {
+      if (left->count() < 0 || left->count() > dmax) ++bad;
+      ++cancelled;
+    } else {
+      ++already;
+    }
+  }
+  auto t2 = clk::now();
+  // Drain (not timed): silence of D + 5 s ends it; then 200 ms for extras.
+  auto drain = [](std::int64_t want, std::chrono::milliseconds silence) {
+    std::int64_t got = 0;
+    while (got < want && ember::receive([](tick_msg) { return true; }, ember::after(silence, [] { return false; })))
+      ++got;
+    return got;
+  };
+  const std::int64_t fired = drain(t - cancelled, std::chrono::milliseconds(dmax + 5000));
+  const std::int64_t extra = drain(1, std::chrono::milliseconds(200));
+  const std::int64_t ncancel = (t + 1) / 2;
+  emit(kv("t", t) + kv("d", dmax), ns(t0, t2),
+       kv("ns_per_start", ns(t0, t1) / double(t)) + kv("ns_per_cancel", ns(t1, t2) / double(ncancel)) +
+           kv("cancelled", cancelled) + kv("already_fired", already) + kv("fired", fired),
+       bad == 0 && cancelled + already == ncancel && fired == t - cancelled && extra == 0);
+}
+
 void usage() {
   std::fprintf(stderr,
                "usage: ember_bench pingpong|ring|skynet|spawn_idle|fanin|call|timers [params]\n");
@@ -360,8 +405,7 @@ int main(int argc, char** argv) {
     emit_error(kv("n", arg(0, 1000000)), "not_implemented");
     return 0;
   } else if (g_name == "timers") {
-    emit_error(kv("t", arg(0, 1000000)) + kv("d", arg(1, 10000)), "not_implemented");
-    return 0;
+    workload = timers;
   } else {
     std::fprintf(stderr, "ember_bench: unknown workload %s\n", g_name.c_str());
     usage();

@@ -8,4 +8,5 @@
 #include "ember/impl/signals.ipp"
 #include "ember/impl/stack_pool.ipp"
 #include "ember/impl/this_process.ipp"
+#include "ember/impl/timer.ipp"
 #include "ember/impl/worker.ipp"

@@ -17,3 +17,5 @@
 #include "ember/signal/link.hpp"
 #include "ember/names.hpp"
 #include "ember/process_info.hpp"
+#include "ember/clock.hpp"
+#include "ember/timer.hpp"

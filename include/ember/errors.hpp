@@ -42,6 +42,12 @@ public:
   using error::error;
 };
 
+/// An argument out of its documented range (a timer delay, an empty name).
+class bad_argument : public error {
+public:
+  using error::error;
+};
+
 /// link() to a process that is not alive, from a process not trapping exits
 /// (OTP's link/1 raises noproc there).
 class noproc_error : public error {

@@ -13,6 +13,8 @@ class logger;
 
 namespace ember {
 
+class manual_clock;
+
 /// Default usable stack size of a process: 64 KiB (256 KiB under
 /// AddressSanitizer, whose frames are larger).  The kernel commits only the
 /// pages a process touches, usually one or two.
@@ -37,6 +39,10 @@ struct runtime_options {
   std::size_t stack_size = default_stack_size;
   /// Where crash reports go; null means spdlog's default logger.
   std::shared_ptr<spdlog::logger> logger;
+  /// A manual clock for tests (see clock.hpp); null means the monotonic
+  /// system clock.  With one, the runtime runs a single worker (workers
+  /// must be 0 or 1).
+  std::shared_ptr<manual_clock> clock;
 };
 
 struct spawn_options {

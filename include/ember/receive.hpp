@@ -31,7 +31,7 @@
 #include "ember/detail/runtime_core.hpp"
 #include "ember/mailbox/envelope.hpp"
 #include "ember/this_process.hpp"
-#include "ember/timer/timer_queue.hpp"
+#include "ember/timer.hpp"
 
 namespace ember {
 
@@ -114,10 +114,18 @@ struct envelope_guard {
   ~envelope_guard() { e->destroy(e); }
 };
 
-/// Make the calling process wait for a message (or the deadline).  Returns
-/// when woken; the caller re-scans.  `arm` is true on the first wait of a
-/// receive call with a deadline.
-void wait_for_message(process* self, const clock::time_point* deadline, bool arm);
+/// Make the calling process wait for a message, or until deadline_ns (on
+/// the runtime's clock; -1: none).  Returns when woken; the caller re-scans.
+/// The first wait with a deadline arms a timer in `timer`.
+void wait_for_message(process* self, std::int64_t deadline_ns, timer_ref& timer);
+/// Cancel a receive timeout armed by wait_for_message, if still pending.
+void disarm(const timer_ref& timer) noexcept;
+struct receive_timer {
+  timer_ref ref;
+  ~receive_timer() {
+    if (ref.node) disarm(ref);
+  }
+};
 /// Drop stale envelopes (sent to an earlier incarnation) and wake signals;
 /// returns true if e is such an envelope (it has been unlinked and freed).
 bool discard_internal(process* self, envelope* prev, envelope* e);
@@ -206,8 +214,8 @@ auto receive(Cs&&... clauses) {
   mb.drain_inbox();
   detail::envelope* prev = nullptr;
   detail::envelope* e = mb.first();
-  std::optional<detail::clock::time_point> deadline;
-  bool armed = false;
+  std::int64_t deadline = -1;
+  detail::receive_timer timer;  // cancelled however receive returns
   for (;;) {
     while (e) {
       if (detail::discard_if_internal(self, serial, prev, e)) {
@@ -224,9 +232,9 @@ auto receive(Cs&&... clauses) {
       continue;
     }
     if (timeout) {
-      auto now = detail::clock::now();
-      if (!deadline) deadline = now + *timeout;
-      if (now >= *deadline) {
+      const std::int64_t now = self->rt->now_ns();
+      if (deadline < 0) deadline = now + timeout->count();
+      if (now >= deadline) {
         auto run_after = [&](auto& c) {
           if constexpr (detail::is_after<std::remove_cvref_t<decltype(c)>>::value)
             out.set([&]() -> R { return c.handler(); });
@@ -234,10 +242,9 @@ auto receive(Cs&&... clauses) {
         std::apply([&](auto&... c) { (run_after(c), ...); }, cs);
         return out.take();
       }
-      detail::wait_for_message(self, &*deadline, !armed);
-      armed = true;
+      detail::wait_for_message(self, deadline, timer.ref);
     } else {
-      detail::wait_for_message(self, nullptr, false);
+      detail::wait_for_message(self, -1, timer.ref);
     }
     mb.drain_inbox();
     e = prev ? prev->next : mb.first();

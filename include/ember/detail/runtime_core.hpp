@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -24,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "ember/clock.hpp"
 #include "ember/detail/name_table.hpp"
 #include "ember/options.hpp"
 #include "ember/pid.hpp"
@@ -119,6 +121,23 @@ public:
 
   name_table& names() noexcept { return names_; }
 
+  // -- time -------------------------------------------------------------------
+  /// Nanoseconds since the runtime started (or the manual clock's time).
+  [[nodiscard]] std::int64_t now_ns() const noexcept {
+    if (manual_) return manual_->now_.load(std::memory_order_acquire);
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - epoch_).count();
+  }
+  [[nodiscard]] bool manual() const noexcept { return manual_ != nullptr; }
+  /// manual_clock::advance: step to now + d (see clock.hpp).  Not from a process.
+  void advance(std::int64_t d_ns);
+  /// Worker only, manual mode: the pending advance's target, or -1.
+  [[nodiscard]] std::int64_t advance_target() const noexcept { return adv_target_.load(std::memory_order_acquire); }
+  void set_manual_now(std::int64_t t) noexcept { manual_->now_.store(t, std::memory_order_release); }
+  /// Worker only: the pending advance reached its target with nothing to run.
+  void advance_done();
+  /// A block of 1024 fresh timer ids (worker only).
+  std::uint64_t timer_id_block() noexcept { return timer_ids_.fetch_add(1024, std::memory_order_relaxed); }
+
 private:
   ember::pid assign_serial(process* p);
   void start(process* p);
@@ -140,6 +159,13 @@ private:
   static constexpr std::size_t chunk_size = 1024;
 
   name_table names_;
+  manual_clock* manual_ = nullptr;  // opts_.clock, when set
+  std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
+  std::atomic<std::int64_t> adv_target_{-1};
+  std::mutex adv_mu_;  // pairs with adv_cv_; guards adv_done_
+  std::condition_variable adv_cv_;
+  bool adv_done_ = true;
+  std::atomic<std::uint64_t> timer_ids_{1};
   std::atomic<std::uint64_t> serial_{1};
   std::atomic<std::int64_t> live_{0};
   std::atomic<std::uint64_t> monitor_ids_{1};

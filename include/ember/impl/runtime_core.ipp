@@ -15,6 +15,12 @@ namespace ember::detail {
 
 namespace {
 runtime_options validated(runtime_options o) {
+  if (o.clock) {
+    if (o.workers > 1)
+      throw invalid_option(fmt::format(
+          "runtime_options::workers = {}: a runtime with a manual clock runs one worker (use 0 or 1)", o.workers));
+    o.workers = 1;
+  }
   if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
   if (o.workers > 1024)
     throw invalid_option(fmt::format("runtime_options::workers = {}: at most 1024 workers", o.workers));
@@ -34,6 +40,12 @@ runtime_core::runtime_core(runtime_options opts)
       logger_(opts_.logger ? opts_.logger : spdlog::default_logger()),
       default_class_(stack_pool::size_class(opts_.stack_size)),
       idle_(opts_.workers) {
+  if (opts_.clock) {
+    runtime_core* none = nullptr;
+    if (!opts_.clock->rt_.compare_exchange_strong(none, this))
+      throw invalid_option("runtime_options::clock: this manual_clock already drives another runtime");
+    manual_ = opts_.clock.get();
+  }
   workers_.reserve(opts_.workers);
   for (std::uint32_t i = 0; i < opts_.workers; ++i)
     workers_.push_back(std::make_unique<worker>(*this, i));
@@ -42,6 +54,7 @@ runtime_core::runtime_core(runtime_options opts)
 
 runtime_core::~runtime_core() {
   stop();
+  if (manual_) manual_->rt_.store(nullptr);
   // Every process has exited; free blocks hold closed, empty mailboxes.
 }
 
@@ -244,6 +257,7 @@ void runtime_core::stop() {
   shutdown_.store(true, std::memory_order_seq_cst);
   for (auto& w : workers_) w->park_handle().unpark();
   for (auto& w : workers_) w->join();
+  advance_done();  // a test waiting in advance() is released
   stopped_ = true;
 }
 
@@ -255,6 +269,26 @@ std::vector<ember::pid> runtime_core::processes() const {
       if (std::uint64_t s = chunk[i].serial.load(std::memory_order_acquire))
         out.emplace_back(&chunk[i], s);
   return out;
+}
+
+void runtime_core::advance(std::int64_t d_ns) {
+  if (this_process() && this_process()->rt == this)
+    throw error("ember::manual_clock::advance waits for the runtime and must not be called from inside one "
+                "of its processes");
+  if (d_ns < 0) throw bad_argument("ember::manual_clock::advance: the duration must not be negative");
+  std::unique_lock lk(adv_mu_);
+  if (shutting_down()) throw runtime_stopped("manual_clock::advance");
+  adv_done_ = false;
+  adv_target_.store(now_ns() + d_ns, std::memory_order_release);
+  workers_[0]->park_handle().unpark();
+  adv_cv_.wait(lk, [this] { return adv_done_; });
+}
+
+void runtime_core::advance_done() {
+  std::lock_guard lk(adv_mu_);
+  adv_target_.store(-1, std::memory_order_release);
+  adv_done_ = true;
+  adv_cv_.notify_all();
 }
 
 void runtime_core::crash_report(ember::pid p, const exit_reason& r) {

@@ -7,12 +7,13 @@
 #include "ember/receive.hpp"
 #include "ember/errors.hpp"
 #include "ember/this_process.hpp"
-#include "ember/timer/timer_queue.hpp"
+#include "ember/timer.hpp"
 
 namespace ember {
 namespace detail {
 
 void switch_out(process* p, switch_request req);
+timer_ref arm_receive_timeout(process* self, std::int64_t deadline_ns, std::uint64_t wait_seq);
 
 process* current_or_throw(const char* operation) {
   process* p = this_process();
@@ -43,11 +44,11 @@ void spend(long n) {
   if (process* p = this_process()) spend_in(p, n);
 }
 
-void wait_for_message(process* self, const clock::time_point* deadline, bool arm) {
-  if (deadline && arm) {
+void wait_for_message(process* self, std::int64_t deadline_ns, timer_ref& timer) {
+  if (deadline_ns >= 0 && !timer.node) {
     std::uint64_t seq = self->wait_seq.load(std::memory_order_relaxed) + 1;
     self->wait_seq.store(seq, std::memory_order_relaxed);
-    self->w->add_timeout({*deadline, self, self->serial.load(std::memory_order_relaxed), seq});
+    timer = arm_receive_timeout(self, deadline_ns, seq);
   }
   switch_out(self, switch_request::wait);
   check_kill(self);

@@ -157,7 +157,10 @@ worker::worker(runtime_core& rt, std::uint32_t index)
     : rt_(rt), index_(index), stacks_(rt.stacks(), rt.default_stack_class()),
       rng_(index * 7919u + 1u) {}
 
-worker::~worker() { join(); }
+worker::~worker() {
+  join();
+  drop_timers();  // and whatever was cancelled from outside since
+}
 
 void worker::start() {
   install_overflow_handler();
@@ -193,6 +196,7 @@ void worker::main() {
     if (process* p = find_work()) run(p);
     else park_idle();
   }
+  drop_timers();
   ss.ss_flags = SS_DISABLE;
   ::sigaltstack(&ss, nullptr);
   tl_worker = nullptr;
@@ -230,15 +234,97 @@ process* worker::steal() {
   return take_inject();
 }
 
-void worker::fire_timers() {
-  if (timers_.empty()) return;
-  timers_.expire(clock::now(), [this](const timeout_entry& e) {
-    process* p = e.p;
-    if (p->serial.load(std::memory_order_acquire) == e.serial &&
-        p->wait_seq.load(std::memory_order_relaxed) == e.wait_seq && p->mbox.unblock()) {
-      p->status.store(process_status::runnable, std::memory_order_relaxed);
-      push_back(p);
+// ---- timers -------------------------------------------------------------------
+
+std::uint64_t worker::rt_timer_id_block() { return rt_.timer_id_block(); }
+
+void worker::release_timer(timer_node* n) noexcept {
+  if (n->linked) wheel_.remove(n);
+  n->drop_message();
+  timer_pool_.put(n);
+}
+
+void worker::drain_remote_cancels() noexcept {
+  if (!remote_cancels_.load(std::memory_order_relaxed)) return;
+  timer_node* n = remote_cancels_.exchange(nullptr, std::memory_order_acquire);
+  while (n) {
+    timer_node* nx = n->remote_next;
+    release_timer(n);
+    n = nx;
+  }
+}
+
+void worker::fire(timer_node* n) {
+  std::uint64_t w = n->word.load(std::memory_order_relaxed);
+  // ordering: acq_rel; the CAS against cancel_timer's decides the timer.
+  if ((w & 3) != timer_pending ||
+      !n->word.compare_exchange_strong(w, (w & ~std::uint64_t{3}) | timer_fired, std::memory_order_acq_rel)) {
+    return;  // cancelled from another thread: freed when its node comes back
+  }
+  if (n->kind != timer_kind::receive) {
+    process* p = n->dest;
+    std::uint64_t serial = n->dest_serial;
+    if (n->kind == timer_kind::named) {  // a name is looked up when the timer is due
+      std::optional<ember::pid> to = rt_.names().whereis(*n->dest_name);
+      p = to ? to->block() : nullptr;
+      serial = to ? to->serial() : 0;
     }
+    if (p && p->serial.load(std::memory_order_acquire) == serial) {
+      envelope* e;
+      if (n->ops) {
+        e = n->ops->deliver(n->storage, serial);
+        n->ops = nullptr;
+      } else {
+        e = n->msg;
+        n->msg = nullptr;
+        e->serial = serial;
+      }
+      if (p->mbox.push(e) == mailbox::push_result::woke_owner) {
+        p->status.store(process_status::runnable, std::memory_order_relaxed);
+        push_back(p);
+      }
+    }
+    n->drop_message();  // whatever is left: the process has exited
+  } else if (process* p = n->dest; p->serial.load(std::memory_order_acquire) == n->dest_serial &&
+             p->wait_seq.load(std::memory_order_relaxed) == n->wait_seq && p->mbox.unblock()) {
+    // A receive timeout: wake the process if it still waits in that receive.
+    p->status.store(process_status::runnable, std::memory_order_relaxed);
+    push_back(p);
+  }
+  timer_pool_.put(n);
+}
+
+void worker::fire_timers() {
+  drain_remote_cancels();
+  if (wheel_.empty()) return;
+  std::int64_t now = rt_.now_ns();
+  if (now < 0) return;
+  wheel_.advance(std::uint64_t(now) / 1000000u, [this](timer_node* n) { fire(n); });
+}
+
+bool worker::manual_step() {
+  const std::int64_t target = rt_.advance_target();
+  if (target < 0) return false;
+  drain_remote_cancels();
+  const std::int64_t now = rt_.now_ns();
+  std::uint64_t t;
+  if (wheel_.next_tick(t) && std::int64_t(t) * 1000000 <= target) {
+    rt_.set_manual_now(std::max(now, std::int64_t(t) * 1000000));
+    fire_timers();
+    return true;  // run what the timers woke, then step again
+  }
+  if (now < target) rt_.set_manual_now(target);
+  fire_timers();
+  if (lifo_ || !local_.empty() || work_visible()) return true;
+  rt_.advance_done();
+  return false;
+}
+
+void worker::drop_timers() noexcept {
+  drain_remote_cancels();
+  // Pending message timers own their envelopes.
+  timer_pool_.for_each([](timer_node* n) {
+    if ((n->word.load(std::memory_order_relaxed) & 3) != timer_fired) n->drop_message();
   });
 }
 
@@ -286,17 +372,18 @@ bool worker::work_visible() const {
 }
 
 void worker::park_idle() {
+  if (rt_.manual() && manual_step()) return;
   // Spin briefly as a searcher first: work that shows up within a few tens
   // of microseconds is taken without a futex round trip, and while we count
   // as searching, whoever publishes work need not wake anyone.
   if (rt_.idle().begin_search()) {
     bool found = false;
-    auto until = clock::now() + std::chrono::microseconds(40);
+    auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(40);
     for (int i = 0; !found && !rt_.shutting_down(); ++i) {
       __builtin_ia32_pause();
       if ((i & 63) == 63) {
         found = work_visible();
-        if (!found && clock::now() >= until) break;
+        if (!found && std::chrono::steady_clock::now() >= until) break;
       }
     }
     bool last = rt_.idle().end_search();
@@ -311,10 +398,11 @@ void worker::park_idle() {
     return;
   }
   std::chrono::nanoseconds timeout{-1};
-  if (!timers_.empty()) {
-    auto left = timers_.next_deadline() - clock::now();
-    timeout = left.count() > 0 ? std::chrono::duration_cast<std::chrono::nanoseconds>(left)
-                               : std::chrono::nanoseconds{0};
+  drain_remote_cancels();
+  std::uint64_t t;
+  if (!rt_.manual() && wheel_.next_tick(t)) {  // manual time moves only in advance()
+    std::int64_t left = std::int64_t(t) * 1000000 - rt_.now_ns();
+    timeout = std::chrono::nanoseconds(left > 0 ? left : 0);
   }
   parker_.park(timeout);
   rt_.idle().cancel_park(index_);

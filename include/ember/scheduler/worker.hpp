@@ -13,7 +13,14 @@
 //     victim's queue;
 //  6. search a little longer (about 40 us, as a searcher, so publishers need
 //     not wake anyone), then park (idle.hpp has the protocol), with a
-//     timeout for its next timer.
+//     timeout for its next timer.  With a manual clock, this is where a
+//     pending advance() steps time to the next due timer (clock.hpp).
+//
+// Timers (send_after, start_timer, receive timeouts) live in the wheel of
+// the worker whose process started them (timer/wheel.hpp).  Cancelling on
+// that worker unlinks at once; from elsewhere the node comes back through
+// the remote-cancel stack, which the worker empties before it looks at its
+// wheel.
 //
 // Threads: everything here is worker only (the owning thread), except the
 // stealer view of `local` and `parker.unpark()`, which any thread may use.
@@ -30,7 +37,7 @@
 #include "ember/process/stack_pool.hpp"
 #include "ember/scheduler/park.hpp"
 #include "ember/scheduler/run_queue.hpp"
-#include "ember/timer/timer_queue.hpp"
+#include "ember/timer/wheel.hpp"
 
 namespace ember::detail {
 
@@ -57,8 +64,23 @@ public:
   /// of the local queue (new and preempted processes).
   void push_lifo(process* p);
   void push_back(process* p);
-  /// Arm a receive timeout for p's current wait.
-  void add_timeout(const timeout_entry& e) { timers_.add(e); }
+  timer_wheel& wheel() noexcept { return wheel_; }
+  timer_pool& timer_nodes() noexcept { return timer_pool_; }
+  std::uint64_t next_timer_id() {
+    if (timer_id_next_ == timer_id_end_) {
+      timer_id_next_ = rt_timer_id_block();
+      timer_id_end_ = timer_id_next_ + 1024;
+    }
+    return timer_id_next_++;
+  }
+  /// Unlink a cancelled node and recycle it (and its message).
+  void release_timer(timer_node* n) noexcept;
+  /// Take back a node cancelled on another thread (any thread).
+  void push_remote_cancel(timer_node* n) noexcept {
+    timer_node* h = remote_cancels_.load(std::memory_order_relaxed);
+    do n->remote_next = h;
+    while (!remote_cancels_.compare_exchange_weak(h, n, std::memory_order_release, std::memory_order_relaxed));
+  }
   /// Reductions left in the current slice.
   long budget = 0;
   /// Block caches (owner only), refilled from / flushed to the runtime.
@@ -74,6 +96,11 @@ private:
   process* take_inject();
   process* steal();
   void fire_timers();
+  void fire(timer_node* n);
+  void drain_remote_cancels() noexcept;
+  bool manual_step();
+  void drop_timers() noexcept;
+  std::uint64_t rt_timer_id_block();
   void park_idle();
   void run(process* p);
   void finish(process* p);
@@ -83,7 +110,10 @@ private:
   const std::uint32_t index_;
   run_queue<process> local_;
   process* lifo_ = nullptr;
-  timer_queue timers_;
+  timer_wheel wheel_;
+  timer_pool timer_pool_{this};
+  std::atomic<timer_node*> remote_cancels_{nullptr};
+  std::uint64_t timer_id_next_ = 0, timer_id_end_ = 0;
   parker parker_;
   stack_cache stacks_;
   std::uint64_t tick_ = 0;

@@ -1,0 +1,133 @@
+// ember/impl/timer.ipp — starting, firing, cancelling and reading timers,
+// and the manual clock (compiled once, in src/ember.cpp).  The wheel and the
+// cancel/expiry protocol are described in timer/wheel.hpp.
+#pragma once
+
+#include <algorithm>
+#include <string>
+
+#include "ember/clock.hpp"
+#include "ember/detail/runtime_core.hpp"
+#include "ember/names.hpp"
+#include "ember/receive.hpp"
+#include "ember/timer.hpp"
+#include "ember/timer/wheel.hpp"
+
+namespace ember::detail {
+
+namespace {
+constexpr std::int64_t ns_per_ms = 1000000;
+
+/// A node of self's worker, with its id and deadline set (not yet pending).
+timer_ref take_node(process* self, std::int64_t deadline_ns) {
+  worker* w = self->w;
+  timer_node* n = w->timer_nodes().get();
+  const std::uint64_t id = w->next_timer_id();
+  n->deadline.store(deadline_ns, std::memory_order_relaxed);
+  n->kind = timer_kind::message;
+  n->msg = nullptr;
+  n->ops = nullptr;
+  n->dest = nullptr;
+  n->dest_serial = 0;
+  return {n, id};
+}
+
+void publish(process* self, const timer_ref& ref) {
+  // ordering: release publishes the node's fields to cancel/read_timer.
+  ref.node->word.store(timer_node::make_word(ref.id, timer_pending), std::memory_order_release);
+  self->w->wheel().insert(ref.node);
+}
+
+/// Decide a pending timer as cancelled; the node then belongs to us to
+/// give back to its worker.  False when it was not pending.
+bool claim(const timer_ref& ref) noexcept {
+  std::uint64_t expect = timer_node::make_word(ref.id, timer_pending);
+  return ref.node->word.compare_exchange_strong(expect, timer_node::make_word(ref.id, timer_cancelled),
+                                                std::memory_order_acq_rel, std::memory_order_relaxed);
+}
+
+void give_back(timer_node* n) noexcept {
+  if (this_worker() == n->owner) n->owner->release_timer(n);
+  else n->owner->push_remote_cancel(n);
+}
+
+std::chrono::milliseconds left_of(std::int64_t deadline_ns, std::int64_t now_ns) {
+  std::int64_t left = deadline_ns - now_ns;
+  return std::chrono::milliseconds(left <= 0 ? 0 : (left + ns_per_ms - 1) / ns_per_ms);
+}
+}  // namespace
+
+timer_ref timer_begin(process* self, std::int64_t delay_ns) {
+  return take_node(self, self->rt->now_ns() + delay_ns);
+}
+
+void timer_commit(process* self, timer_ref ref, pid dest, std::string_view dest_name) {
+  timer_node* n = ref.node;
+  if (!dest_name.empty()) {
+    n->kind = timer_kind::named;
+    try {
+      n->dest_name = new std::string(dest_name);
+    } catch (...) {
+      timer_abandon(self, ref);
+      throw;
+    }
+  } else {
+    n->dest = dest.block();
+    n->dest_serial = dest.serial();
+  }
+  publish(self, ref);
+  spend_in(self, 1);
+}
+
+void timer_abandon(process* self, timer_ref ref) noexcept {
+  ref.node->drop_message();
+  self->w->timer_nodes().put(ref.node);
+}
+
+timer_ref arm_receive_timeout(process* self, std::int64_t deadline_ns, std::uint64_t wait_seq) {
+  timer_ref ref = take_node(self, deadline_ns);
+  ref.node->kind = timer_kind::receive;
+  ref.node->dest = self;
+  ref.node->dest_serial = self->serial.load(std::memory_order_relaxed);
+  ref.node->wait_seq = wait_seq;
+  publish(self, ref);
+  return ref;
+}
+
+void disarm(const timer_ref& ref) noexcept {
+  if (claim(ref)) give_back(ref.node);
+}
+
+}  // namespace ember::detail
+
+namespace ember {
+
+std::optional<std::chrono::milliseconds> cancel_timer(const timer_ref& ref) {
+  detail::timer_node* n = ref.node;
+  if (!n || !detail::claim(ref)) return std::nullopt;
+  // The node is ours until given back: its deadline is stable.
+  auto left = detail::left_of(n->deadline.load(std::memory_order_relaxed), n->owner->runtime().now_ns());
+  detail::give_back(n);
+  if (detail::process* self = detail::this_process()) detail::spend_in(self, 1);
+  return left;
+}
+
+std::optional<std::chrono::milliseconds> read_timer(const timer_ref& ref) {
+  detail::timer_node* n = ref.node;
+  if (!n) return std::nullopt;
+  const std::uint64_t pending = detail::timer_node::make_word(ref.id, detail::timer_pending);
+  if (n->word.load(std::memory_order_acquire) != pending) return std::nullopt;
+  const std::int64_t deadline = n->deadline.load(std::memory_order_relaxed);
+  const std::int64_t now = n->owner->runtime().now_ns();
+  // ordering: acquire keeps the deadline read before this re-check.
+  if (n->word.load(std::memory_order_acquire) != pending) return std::nullopt;
+  return detail::left_of(deadline, now);
+}
+
+void manual_clock::advance(std::chrono::nanoseconds d) {
+  detail::runtime_core* rt = rt_.load(std::memory_order_acquire);
+  if (!rt) throw error("ember::manual_clock::advance: no runtime uses this clock");
+  rt->advance(d.count());
+}
+
+}  // namespace ember

@@ -1,0 +1,159 @@
+// ember/timer.hpp — timers: send_after, start_timer, cancel_timer,
+// read_timer (erlang:send_after/3, start_timer/3, cancel_timer/1,
+// read_timer/1).
+//
+//   auto ref = ember::send_after(self(), 55s, back_to_idle{driver});
+//   ...
+//   if (auto left = ember::cancel_timer(ref))   // still pending: cancelled
+//     hand_over(driver, *left);                 // milliseconds it had left
+//
+// Rules (tests in tests/behaviour/timer_test.cpp; docs/guide.md "Timers"):
+//  - a timer delivers its message once, at or after its delay (1 ms
+//    resolution: never early), unless cancelled;
+//  - cancel_timer returns the time left (rounded up to whole ms, 0 if due
+//    but not yet delivered) when it cancelled a pending timer — then the
+//    message is guaranteed never to arrive, even if the timer was due that
+//    very instant; it returns nullopt when the timer already fired (its
+//    message was or will be delivered), was cancelled before, or the
+//    reference is unknown;
+//  - read_timer returns the time left, or nullopt, without changing
+//    anything;
+//  - start_timer delivers timeout<T>{ref, msg}, so the receiver can tell
+//    which timer it was;
+//  - a timer to a process that has exited is dropped when due; a timer to
+//    a name looks the name up when due (no process, no message);
+//  - delays run from 0 to 2^32 - 1 ms (~49.7 days); others throw
+//    bad_argument.
+//
+// Threads: send_after/start_timer in process context (the timer lives in
+// the caller's worker); cancel_timer/read_timer from any thread.  Each
+// costs O(1).  Ownership: a pending timer owns its message.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "ember/errors.hpp"
+#include "ember/mailbox/envelope.hpp"
+#include "ember/pid.hpp"
+#include "ember/this_process.hpp"
+#include "ember/timer/wheel.hpp"
+
+namespace ember {
+
+namespace detail {
+struct timer_node;
+struct process;
+}  // namespace detail
+
+/// Names one timer.  Comparable; never reused within a runtime.
+struct timer_ref {
+  detail::timer_node* node = nullptr;
+  std::uint64_t id = 0;
+  friend bool operator==(const timer_ref& a, const timer_ref& b) noexcept { return a.id == b.id; }
+};
+
+/// What start_timer delivers.
+template <class T>
+struct timeout {
+  timer_ref ref;
+  T msg;
+};
+
+/// The longest delay a timer accepts.
+inline constexpr std::chrono::milliseconds max_timer_delay{(std::int64_t{1} << 32) - 1};
+
+namespace detail {
+/// A fresh, unpublished timer node of the calling process's worker.
+timer_ref timer_begin(process* self, std::int64_t delay_ns);
+/// Publish it (its message set): delivered to dest when due, or to whoever
+/// holds dest_name then, when dest_name is not empty.
+void timer_commit(process* self, timer_ref ref, pid dest, std::string_view dest_name);
+/// Give back a node from timer_begin that was not committed.
+void timer_abandon(process* self, timer_ref ref) noexcept;
+
+template <class M>
+inline constexpr bool timer_inline_v = sizeof(M) <= timer_node::inline_size && alignof(M) <= 16 &&
+                                       std::is_nothrow_move_constructible_v<M>;
+template <class M>
+inline constexpr timer_ops inline_timer_ops{
+    [](void* s, std::uint64_t serial) {
+      M* v = std::launder(static_cast<M*>(s));
+      envelope* e = make_envelope<M>(serial, std::move(*v));
+      v->~M();
+      return e;
+    },
+    [](void* s) noexcept { std::launder(static_cast<M*>(s))->~M(); }};
+
+template <class Rep, class Period>
+std::int64_t checked_delay(std::chrono::duration<Rep, Period> d, const char* what) {
+  if (d < d.zero() || d > max_timer_delay)
+    throw bad_argument(std::string("ember::") + what + ": the delay must be between 0 and " +
+                       std::to_string(max_timer_delay.count()) + " ms");
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+
+/// Start a timer delivering the message M built by make(ref).
+template <class M, class Rep, class Period, class Make>
+timer_ref start(const char* what, pid dest, std::string_view name, std::chrono::duration<Rep, Period> d, Make&& make) {
+  process* self = current_or_throw(what);
+  std::int64_t ns = checked_delay(d, what);
+  timer_ref ref = timer_begin(self, ns);
+  try {
+    if constexpr (timer_inline_v<M>) {
+      ::new (static_cast<void*>(ref.node->storage)) M(make(ref));
+      ref.node->ops = &inline_timer_ops<M>;
+    } else {
+      ref.node->msg = make_envelope<M>(dest.serial(), make(ref));
+    }
+  } catch (...) {
+    timer_abandon(self, ref);
+    throw;
+  }
+  timer_commit(self, ref, dest, name);
+  return ref;
+}
+}  // namespace detail
+
+/// Deliver msg to dest after delay.
+template <class Rep, class Period, class T>
+timer_ref send_after(pid dest, std::chrono::duration<Rep, Period> delay, T&& msg) {
+  using V = std::remove_cvref_t<T>;
+  return detail::start<V>("send_after", dest, {}, delay, [&](timer_ref) -> V { return std::forward<T>(msg); });
+}
+/// Deliver msg to whatever process holds `name` when the timer is due.
+template <class Rep, class Period, class T>
+timer_ref send_after(std::string_view name, std::chrono::duration<Rep, Period> delay, T&& msg) {
+  if (name.empty()) throw bad_argument("ember::send_after: the name is empty");
+  using V = std::remove_cvref_t<T>;
+  return detail::start<V>("send_after", pid{}, name, delay, [&](timer_ref) -> V { return std::forward<T>(msg); });
+}
+/// Deliver timeout<T>{ref, msg} to dest after delay.
+template <class Rep, class Period, class T>
+timer_ref start_timer(pid dest, std::chrono::duration<Rep, Period> delay, T&& msg) {
+  using V = std::remove_cvref_t<T>;
+  return detail::start<timeout<V>>("start_timer", dest, {}, delay,
+                                   [&](timer_ref r) { return timeout<V>{r, V(std::forward<T>(msg))}; });
+}
+template <class Rep, class Period, class T>
+timer_ref start_timer(std::string_view name, std::chrono::duration<Rep, Period> delay, T&& msg) {
+  if (name.empty()) throw bad_argument("ember::start_timer: the name is empty");
+  using V = std::remove_cvref_t<T>;
+  return detail::start<timeout<V>>("start_timer", pid{}, name, delay,
+                                   [&](timer_ref r) { return timeout<V>{r, V(std::forward<T>(msg))}; });
+}
+
+/// Cancel a pending timer: the time it had left, or nullopt if it was not
+/// pending (fired, cancelled, unknown).  After a non-empty result the
+/// message never arrives.
+std::optional<std::chrono::milliseconds> cancel_timer(const timer_ref& ref);
+/// The time a pending timer has left, or nullopt.
+[[nodiscard]] std::optional<std::chrono::milliseconds> read_timer(const timer_ref& ref);
+
+}  // namespace ember
