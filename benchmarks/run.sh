@@ -13,7 +13,7 @@
 #   PEERS_WORK  where the runner builds the peers and keeps its results
 #               (default: $BUILD_DIR/peers-work)
 #   RUNTIMES    default "erlang caf go ember"
-#   WORKLOADS   default "pingpong ring skynet spawn_idle fanin"
+#   WORKLOADS   default "pingpong ring skynet spawn_idle fanin timers"
 #   CORES       thread count for every runtime (default: nproc)
 #   NO_DOC=1    do not touch docs/performance.md
 set -euo pipefail
@@ -22,7 +22,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
 RUNTIMES=${RUNTIMES:-"erlang caf go ember"}
-WORKLOADS=${WORKLOADS:-"pingpong ring skynet spawn_idle fanin"}
+WORKLOADS=${WORKLOADS:-"pingpong ring skynet spawn_idle fanin timers"}
 DOC=$ROOT/docs/performance.md
 
 RUNNER=$PEERS_DIR/run_peers.sh
