@@ -286,10 +286,16 @@ void worker::fire(timer_node* n) {
     }
     n->drop_message();  // whatever is left: the process has exited
   } else if (process* p = n->dest; p->serial.load(std::memory_order_acquire) == n->dest_serial &&
-             p->wait_seq.load(std::memory_order_relaxed) == n->wait_seq && p->mbox.unblock()) {
-    // A receive timeout: wake the process if it still waits in that receive.
-    p->status.store(process_status::runnable, std::memory_order_relaxed);
-    push_back(p);
+                                    p->wait_seq.load(std::memory_order_relaxed) == n->wait_seq) {
+    // A receive timeout: wake the process if it waits in that receive.  If
+    // it is awake (a message it did not take woke it) it may be on its way
+    // back to block: leave it a wake signal, so that block fails and it
+    // looks at the clock again instead of waiting with no timer left.
+    if (p->mbox.unblock() ||
+        p->mbox.push(make_envelope<wake_signal>(n->dest_serial)) == mailbox::push_result::woke_owner) {
+      p->status.store(process_status::runnable, std::memory_order_relaxed);
+      push_back(p);
+    }
   }
   timer_pool_.put(n);
 }
