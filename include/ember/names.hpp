@@ -45,10 +45,7 @@ bool unregister_name(std::string_view name);
 /// none is.
 template <class T>
 void send(std::string_view name, T&& msg) {
-  detail::process* self = detail::current_or_throw("send");
-  std::optional<pid> to = self->rt->names().whereis(name);
-  if (!to) throw no_such_name(name);
-  ember::send(*to, std::forward<T>(msg));
+  ember::send(detail::current_or_throw("send")->rt->names().resolve(name), std::forward<T>(msg));
 }
 template <class T>
 void send(const char* name, T&& msg) {

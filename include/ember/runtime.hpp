@@ -94,9 +94,7 @@ public:
   /// Send to a registered name from any thread; throws no_such_name.
   template <class T>
   void send(std::string_view name, T&& msg) {
-    std::optional<pid> to = core_->names().whereis(name);
-    if (!to) throw no_such_name(name);
-    ember::send(*to, std::forward<T>(msg));
+    ember::send(core_->names().resolve(name), std::forward<T>(msg));
   }
 
   detail::runtime_core& core() noexcept { return *core_; }

@@ -47,11 +47,6 @@
 
 namespace ember {
 
-namespace detail {
-struct timer_node;
-struct process;
-}  // namespace detail
-
 /// Names one timer.  Comparable; never reused within a runtime.
 struct timer_ref {
   detail::timer_node* node = nullptr;

@@ -26,6 +26,8 @@ public:
   void add(std::string_view name, ember::pid p);
   bool remove(std::string_view name);
   [[nodiscard]] std::optional<ember::pid> whereis(std::string_view name) const;
+  /// whereis, or throws no_such_name (what send to a name does).
+  [[nodiscard]] ember::pid resolve(std::string_view name) const;
   /// p, which held `name`, has exited.
   void released(const std::string& name, ember::pid p);
 

@@ -169,6 +169,12 @@ std::optional<ember::pid> name_table::whereis(std::string_view name) const {
   return it->second;
 }
 
+ember::pid name_table::resolve(std::string_view name) const {
+  std::optional<ember::pid> p = whereis(name);
+  if (!p) throw no_such_name(name);
+  return *p;
+}
+
 void name_table::released(const std::string& name, ember::pid p) {
   std::lock_guard lk(mu_);
   auto it = map_.find(name);
