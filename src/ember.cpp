@@ -3,6 +3,7 @@
 #include "ember/ember.hpp"
 
 #include "ember/impl/envelope_pool.ipp"
+#include "ember/impl/fast_clock.ipp"
 #include "ember/impl/park.ipp"
 #include "ember/impl/runtime_core.ipp"
 #include "ember/impl/signals.ipp"

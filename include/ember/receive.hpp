@@ -13,7 +13,8 @@
 // same type, or one convertible to a common type).  Messages no clause
 // accepts stay in the mailbox, in order, for a later receive.
 // `after(d, fn)` (last, at most one) runs fn if nothing matched within d; a
-// zero duration polls.  `receive<T>()` takes the next T.
+// zero (or negative) duration polls; a duration beyond max_receive_timeout
+// is taken as that.  `receive<T>()` takes the next T.
 //
 // Threads: process context only (throws not_in_process elsewhere).  A kill
 // (runtime stop) is noticed here and ends the process.
@@ -34,6 +35,10 @@
 #include "ember/timer.hpp"
 
 namespace ember {
+
+/// The longest receive timeout (2^62 ns, about 146 years); a longer
+/// after() is taken as this one.
+inline constexpr std::chrono::nanoseconds max_receive_timeout{std::int64_t{1} << 62};
 
 namespace detail {
 
@@ -107,6 +112,17 @@ template <class D, class H>
 struct clause_info<after_clause<D, H>> {
   using result = std::invoke_result_t<H&>;
 };
+
+/// after(d): d in nanoseconds, saturated to [0, max_receive_timeout] (a
+/// deadline, now + d, must fit the runtime's 64-bit nanosecond clock).
+template <class Rep, class Period>
+std::chrono::nanoseconds receive_timeout_of(std::chrono::duration<Rep, Period> d) {
+  constexpr std::chrono::nanoseconds cap = max_receive_timeout;
+  const long double v = std::chrono::duration<long double, std::nano>(d).count();
+  if (!(v > 0)) return std::chrono::nanoseconds::zero();  // and NaN
+  if (v >= static_cast<long double>(cap.count())) return cap;
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(v));
+}
 
 /// Destroys an envelope when the clause that took it returns or throws.
 struct envelope_guard {
@@ -186,10 +202,12 @@ auto when(Guard&& guard, Handler&& handler) {
 }
 
 /// The timeout clause: fn() runs when nothing matched within d.
+/// A zero or negative d times out at once if nothing matches; a d beyond
+/// max_receive_timeout (about 146 years) is taken as that (never, in practice).
 template <class Rep, class Period, class Handler>
 auto after(std::chrono::duration<Rep, Period> d, Handler&& fn) {
-  return detail::after_clause<std::chrono::nanoseconds, std::decay_t<Handler>>{
-      std::chrono::duration_cast<std::chrono::nanoseconds>(d), std::forward<Handler>(fn)};
+  return detail::after_clause<std::chrono::nanoseconds, std::decay_t<Handler>>{detail::receive_timeout_of(d),
+                                                                              std::forward<Handler>(fn)};
 }
 
 template <class... Cs>

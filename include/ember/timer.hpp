@@ -84,7 +84,8 @@ inline constexpr timer_ops inline_timer_ops{
       v->~M();
       return e;
     },
-    [](void* s) noexcept { std::launder(static_cast<M*>(s))->~M(); }};
+    std::is_trivially_destructible_v<M> ? nullptr
+                                        : +[](void* s) noexcept { std::launder(static_cast<M*>(s))->~M(); }};
 
 template <class Rep, class Period>
 std::int64_t checked_delay(std::chrono::duration<Rep, Period> d, const char* what) {

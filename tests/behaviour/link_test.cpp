@@ -432,6 +432,26 @@ TEST_CASE("exit signals: exit(pid, reason) works from outside any process", "[li
   REQUIRE(t.wait().is_normal());
 }
 
+TEST_CASE("exit signals: exit(pid, reason) to a process that has exited does nothing (as erlang:exit/2)",
+          "[links][exit]") {
+  ember::runtime rt(ember_test::opts(2));
+  auto dead = rt.spawn_monitor([] {});
+  REQUIRE(dead.wait().is_normal());
+  // From outside any process.
+  REQUIRE_NOTHROW(ember::exit(dead.pid, ember::exit_reason::error("late")));
+  REQUIRE_NOTHROW(ember::exit(dead.pid, ember::exit_reason::kill()));
+  // From a process, trapping or not: no exception, no message, still alive.
+  auto caller = rt.spawn_monitor([d = dead.pid] {
+    ember::exit(d, ember::exit_reason::kill());
+    ember::process_flag(ember::trap_exit, true);
+    ember::exit(d, ember::exit_reason::error("late"));
+    const bool got = ember::receive([](ember::exit_message) { return true; }, ember::after(0ms, [] { return false; }));
+    if (got) ember::exit(ember::exit_reason::error("an exit_message came back"));
+  });
+  REQUIRE(caller.wait().is_normal());
+  REQUIRE_FALSE(ember::process_info(dead.pid));
+}
+
 TEST_CASE("process_flag(trap_exit) returns the previous value", "[links][exit]") {
   in_process(1, [] {
     REQUIRE_FALSE(ember::process_flag(ember::trap_exit, true));

@@ -1158,3 +1158,132 @@ TEST_CASE("timers: a million timers started and cancelled leave nothing behind",
   REQUIRE(arrived->load() == 0);
   require_normal_exit(p);
 }
+
+// ---- far deadlines ---------------------------------------------------------------------
+
+TEST_CASE("manual clock: a receive timeout of 800 days (beyond the wheel's 2.2-year turn) ends exactly then; one "
+          "beyond max_receive_timeout never does",
+          "[timer]") {
+  using days = std::chrono::duration<std::int64_t, std::ratio<86400>>;
+  auto clock = std::make_shared<ember::manual_clock>();
+  ember::runtime rt(manual_opts(clock));
+  auto result = std::make_shared<box<std::pair<int, nanoseconds>>>();
+  auto forever = std::make_shared<box<int>>();
+  auto p = rt.spawn_monitor([clock, result] {
+    int r = ember::receive([](fired) { return 1; }, ember::after(days(800), [] { return 2; }));
+    result->set({r, clock->now()});
+  });
+  auto q = rt.spawn_monitor([forever] {
+    int r = ember::receive([](fired f) { return f.id; }, ember::after(std::chrono::hours::max(), [] { return -1; }));
+    forever->set(r);
+  });
+  clock->settle();
+  clock->advance(days(800) - 1ms);
+  REQUIRE(!result->get());
+  clock->advance(1ms);
+  REQUIRE(result->get() == std::optional<std::pair<int, nanoseconds>>({2, days(800)}));
+  require_normal_exit(p);
+  clock->advance(days(3 * 365));  // q's timeout, ~146 years away, is parked and re-placed on the way
+  REQUIRE(!forever->get());
+  ember::send(q.pid, fired{5});
+  clock->settle();
+  REQUIRE(forever->get() == std::optional<int>(5));
+  require_normal_exit(q);
+}
+
+TEST_CASE("manual clock: after time ran years ahead with no timer pending, new timers fire exactly on time",
+          "[timer]") {
+  using days = std::chrono::duration<std::int64_t, std::ratio<86400>>;
+  auto clock = std::make_shared<ember::manual_clock>();
+  ember::runtime rt(manual_opts(clock));
+  clock->advance(days(1000));
+  const nanoseconds t0 = clock->now();
+  auto l = std::make_shared<journal>();
+  auto r = rt.spawn(recorder(clock, l));
+  auto s = rt.spawn(starter());
+  ember::send(s, std::vector<start_cmd>{{r, 1ms, 1}, {r, ember::max_timer_delay, 2}, {r, 0ms, 0}});
+  clock->settle();
+  REQUIRE(l->id_list() == std::vector<int>{0});
+  clock->advance(1ms);
+  REQUIRE(l->id_list() == std::vector<int>{0, 1});
+  clock->advance(ember::max_timer_delay - 2ms);
+  REQUIRE(l->id_list() == std::vector<int>{0, 1});
+  clock->advance(1ms);
+  REQUIRE(l->id_list() == std::vector<int>{0, 1, 2});
+  REQUIRE(l->times() == std::vector<nanoseconds>{t0, t0 + 1ms, t0 + ember::max_timer_delay});
+  ember::send(r, stop{});
+  ember::send(s, stop{});
+  clock->settle();
+}
+
+TEST_CASE("timers: after() saturates: zero and negative poll, huge durations are max_receive_timeout", "[timer]") {
+  in_process(1, [] {
+    ember::send(ember::self(), fired{1});
+    REQUIRE(ember::receive([](fired f) { return f.id; }, ember::after(-5s, [] { return -1; })) == 1);
+    REQUIRE(ember::receive([](fired f) { return f.id; }, ember::after(-5s, [] { return -1; })) == -1);
+    REQUIRE(ember::receive([](fired f) { return f.id; }, ember::after(0ms, [] { return -2; })) == -2);
+    REQUIRE(ember::receive([](fired f) { return f.id; },
+                           ember::after(std::chrono::duration<double>(-1e300), [] { return -3; })) == -3);
+    REQUIRE(ember::detail::receive_timeout_of(std::chrono::hours::max()) == ember::max_receive_timeout);
+    REQUIRE(ember::detail::receive_timeout_of(std::chrono::duration<double>(1e300)) == ember::max_receive_timeout);
+    REQUIRE(ember::detail::receive_timeout_of(std::chrono::duration<double>(std::nan(""))) == 0ns);
+    REQUIRE(ember::detail::receive_timeout_of(1500us) == 1500us);
+  });
+}
+
+// ---- receive timeouts racing with wake-ups (regression) ----------------------------------
+
+namespace {
+struct poke {
+  steady::time_point at;
+};
+struct noise {};
+}  // namespace
+
+TEST_CASE("timers: a receive timeout that fires while its process is awake (woken by a message it does not take) "
+          "still ends the wait, on 4 workers",
+          "[timer]") {
+  // Each waiter waits 2 ms for a message that never comes, while its noise
+  // partner sends it one message it does not take at a random moment around
+  // the deadline.  If the timeout fires (on the worker that armed it) while
+  // the waiter is awake on another worker, between reading the clock and
+  // blocking, something must still wake it: the timer leaves a wake signal.
+  // Without it the waiter would block for ever (nothing else is coming) and
+  // never report.  A stress test: that window is a few instructions wide,
+  // so a run hits it only now and then; every run checks that no timeout
+  // is lost however the wake-ups interleave.
+  const std::size_t pairs = scaled(64, 16), rounds = scaled(40, 10);
+  in_process(4, [pairs, rounds] {
+    const ember::pid root = ember::self();
+    for (std::size_t k = 0; k < pairs; ++k) {
+      ember::spawn([root, rounds, k] {
+        const ember::pid me = ember::self();
+        const ember::pid partner = ember::spawn_link([me] {
+          for (;;) {
+            auto at = ember::receive([](poke p) { return std::optional(p.at); },
+                                     [](stop) { return std::optional<steady::time_point>(); });
+            if (!at) return;
+            while (steady::now() < *at) ember::checkpoint();  // load, not a wait for an event
+            ember::send(me, noise{});
+          }
+        });
+        std::mt19937 rng{unsigned(k)};
+        std::size_t timeouts = 0;
+        for (std::size_t r = 0; r < rounds; ++r) {
+          ember::send(partner, poke{steady::now() + std::chrono::microseconds(1500 + rng() % 1000)});
+          if (ember::receive([](fired) { return false; }, ember::after(2ms, [] { return true; }))) ++timeouts;
+          while (ember::receive([](noise) { return true; }, ember::after(0ms, [] { return false; }))) {
+          }
+        }
+        ember::send(partner, stop{});
+        ember::send(root, timeouts);
+      });
+    }
+    for (std::size_t k = 0; k < pairs; ++k) {
+      auto n = ember::receive([](std::size_t x) { return std::optional(x); },
+                              ember::after(60s, [] { return std::optional<std::size_t>(); }));
+      REQUIRE(n);  // a waiter that never reported is stuck in a receive whose timeout was lost
+      REQUIRE(*n == rounds);
+    }
+  });
+}

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "ember/clock.hpp"
+#include "ember/detail/fast_clock.hpp"
 #include "ember/detail/name_table.hpp"
 #include "ember/options.hpp"
 #include "ember/pid.hpp"
@@ -125,7 +126,7 @@ public:
   /// Nanoseconds since the runtime started (or the manual clock's time).
   [[nodiscard]] std::int64_t now_ns() const noexcept {
     if (manual_) return manual_->now_.load(std::memory_order_acquire);
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - epoch_).count();
+    return fast_clock::now_ns() - epoch_ns_;
   }
   [[nodiscard]] bool manual() const noexcept { return manual_ != nullptr; }
   /// manual_clock::advance: step to now + d (see clock.hpp).  Not from a process.
@@ -160,7 +161,7 @@ private:
 
   name_table names_;
   manual_clock* manual_ = nullptr;  // opts_.clock, when set
-  std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
+  std::int64_t epoch_ns_ = fast_clock::steady_ns();
   std::atomic<std::int64_t> adv_target_{-1};
   std::mutex adv_mu_;  // pairs with adv_cv_; guards adv_done_
   std::condition_variable adv_cv_;

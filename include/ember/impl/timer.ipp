@@ -19,11 +19,12 @@ namespace {
 constexpr std::int64_t ns_per_ms = 1000000;
 
 /// A node of self's worker, with its id and deadline set (not yet pending).
-timer_ref take_node(process* self, std::int64_t deadline_ns) {
+timer_ref take_node(process* self, std::int64_t now_ns, std::int64_t deadline_ns) {
   worker* w = self->w;
+  if (w->wheel().empty() && now_ns > 0) w->wheel().catch_up(std::uint64_t(now_ns) / ns_per_ms);
   timer_node* n = w->timer_nodes().get();
   const std::uint64_t id = w->next_timer_id();
-  n->deadline.store(deadline_ns, std::memory_order_relaxed);
+  n->head().deadline.store(deadline_ns, std::memory_order_relaxed);
   n->kind = timer_kind::message;
   n->msg = nullptr;
   n->ops = nullptr;
@@ -34,7 +35,7 @@ timer_ref take_node(process* self, std::int64_t deadline_ns) {
 
 void publish(process* self, const timer_ref& ref) {
   // ordering: release publishes the node's fields to cancel/read_timer.
-  ref.node->word.store(timer_node::make_word(ref.id, timer_pending), std::memory_order_release);
+  ref.node->head().word.store(timer_node::make_word(ref.id, timer_pending), std::memory_order_release);
   self->w->wheel().insert(ref.node);
 }
 
@@ -42,13 +43,14 @@ void publish(process* self, const timer_ref& ref) {
 /// give back to its worker.  False when it was not pending.
 bool claim(const timer_ref& ref) noexcept {
   std::uint64_t expect = timer_node::make_word(ref.id, timer_pending);
-  return ref.node->word.compare_exchange_strong(expect, timer_node::make_word(ref.id, timer_cancelled),
+  return ref.node->head().word.compare_exchange_strong(expect, timer_node::make_word(ref.id, timer_cancelled),
                                                 std::memory_order_acq_rel, std::memory_order_relaxed);
 }
 
 void give_back(timer_node* n) noexcept {
-  if (this_worker() == n->owner) n->owner->release_timer(n);
-  else n->owner->push_remote_cancel(n);
+  worker* owner = n->owner();
+  if (this_worker() == owner) owner->push_local_cancel(n);
+  else owner->push_remote_cancel(n);
 }
 
 std::chrono::milliseconds left_of(std::int64_t deadline_ns, std::int64_t now_ns) {
@@ -58,7 +60,8 @@ std::chrono::milliseconds left_of(std::int64_t deadline_ns, std::int64_t now_ns)
 }  // namespace
 
 timer_ref timer_begin(process* self, std::int64_t delay_ns) {
-  return take_node(self, self->rt->now_ns() + delay_ns);
+  const std::int64_t now = self->rt->now_ns();
+  return take_node(self, now, now + delay_ns);
 }
 
 void timer_commit(process* self, timer_ref ref, pid dest, std::string_view dest_name) {
@@ -85,7 +88,8 @@ void timer_abandon(process* self, timer_ref ref) noexcept {
 }
 
 timer_ref arm_receive_timeout(process* self, std::int64_t deadline_ns, std::uint64_t wait_seq) {
-  timer_ref ref = take_node(self, deadline_ns);
+  const std::int64_t now = self->w->wheel().empty() ? self->rt->now_ns() : 0;
+  timer_ref ref = take_node(self, now, deadline_ns);
   ref.node->kind = timer_kind::receive;
   ref.node->dest = self;
   ref.node->dest_serial = self->serial.load(std::memory_order_relaxed);
@@ -106,7 +110,7 @@ std::optional<std::chrono::milliseconds> cancel_timer(const timer_ref& ref) {
   detail::timer_node* n = ref.node;
   if (!n || !detail::claim(ref)) return std::nullopt;
   // The node is ours until given back: its deadline is stable.
-  auto left = detail::left_of(n->deadline.load(std::memory_order_relaxed), n->owner->runtime().now_ns());
+  auto left = detail::left_of(n->head().deadline.load(std::memory_order_relaxed), n->owner()->runtime().now_ns());
   detail::give_back(n);
   if (detail::process* self = detail::this_process()) detail::spend_in(self, 1);
   return left;
@@ -116,11 +120,12 @@ std::optional<std::chrono::milliseconds> read_timer(const timer_ref& ref) {
   detail::timer_node* n = ref.node;
   if (!n) return std::nullopt;
   const std::uint64_t pending = detail::timer_node::make_word(ref.id, detail::timer_pending);
-  if (n->word.load(std::memory_order_acquire) != pending) return std::nullopt;
-  const std::int64_t deadline = n->deadline.load(std::memory_order_relaxed);
-  const std::int64_t now = n->owner->runtime().now_ns();
+  detail::timer_head& h = n->head();
+  if (h.word.load(std::memory_order_acquire) != pending) return std::nullopt;
+  const std::int64_t deadline = h.deadline.load(std::memory_order_relaxed);
+  const std::int64_t now = n->owner()->runtime().now_ns();
   // ordering: acquire keeps the deadline read before this re-check.
-  if (n->word.load(std::memory_order_acquire) != pending) return std::nullopt;
+  if (h.word.load(std::memory_order_acquire) != pending) return std::nullopt;
   return detail::left_of(deadline, now);
 }
 

@@ -244,6 +244,27 @@ void worker::release_timer(timer_node* n) noexcept {
   timer_pool_.put(n);
 }
 
+void worker::drain_local_cancels() noexcept {
+  // Each unlink writes two neighbours that are anywhere in the pool: touch
+  // them ahead, so a batch waits for memory about once instead of per node.
+  constexpr std::size_t ahead = 8;
+  const std::size_t n = local_cancel_count_;
+  for (std::size_t i = 0; i < n && i < ahead; ++i) {
+    timer_node* t = local_cancels_[i];
+    if (t->prev) __builtin_prefetch(t->prev, 1);
+    if (t->next) __builtin_prefetch(t->next, 1);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + ahead < n) {
+      timer_node* t = local_cancels_[i + ahead];
+      if (t->prev) __builtin_prefetch(t->prev, 1);
+      if (t->next) __builtin_prefetch(t->next, 1);
+    }
+    release_timer(local_cancels_[i]);
+  }
+  local_cancel_count_ = 0;
+}
+
 void worker::drain_remote_cancels() noexcept {
   if (!remote_cancels_.load(std::memory_order_relaxed)) return;
   timer_node* n = remote_cancels_.exchange(nullptr, std::memory_order_acquire);
@@ -255,11 +276,12 @@ void worker::drain_remote_cancels() noexcept {
 }
 
 void worker::fire(timer_node* n) {
-  std::uint64_t w = n->word.load(std::memory_order_relaxed);
+  std::atomic<std::uint64_t>& word = n->head().word;
+  std::uint64_t w = word.load(std::memory_order_relaxed);
   // ordering: acq_rel; the CAS against cancel_timer's decides the timer.
   if ((w & 3) != timer_pending ||
-      !n->word.compare_exchange_strong(w, (w & ~std::uint64_t{3}) | timer_fired, std::memory_order_acq_rel)) {
-    return;  // cancelled from another thread: freed when its node comes back
+      !word.compare_exchange_strong(w, (w & ~std::uint64_t{3}) | timer_fired, std::memory_order_acq_rel)) {
+    return;  // cancelled: freed when its canceller's batch or stack is drained
   }
   if (n->kind != timer_kind::receive) {
     process* p = n->dest;
@@ -301,7 +323,7 @@ void worker::fire(timer_node* n) {
 }
 
 void worker::fire_timers() {
-  drain_remote_cancels();
+  reclaim_cancelled();
   if (wheel_.empty()) return;
   std::int64_t now = rt_.now_ns();
   if (now < 0) return;
@@ -311,7 +333,7 @@ void worker::fire_timers() {
 bool worker::manual_step() {
   const std::int64_t target = rt_.advance_target();
   if (target < 0) return false;
-  drain_remote_cancels();
+  reclaim_cancelled();
   const std::int64_t now = rt_.now_ns();
   std::uint64_t t;
   if (wheel_.next_tick(t) && std::int64_t(t) * 1000000 <= target) {
@@ -327,10 +349,10 @@ bool worker::manual_step() {
 }
 
 void worker::drop_timers() noexcept {
-  drain_remote_cancels();
+  reclaim_cancelled();
   // Pending message timers own their envelopes.
   timer_pool_.for_each([](timer_node* n) {
-    if ((n->word.load(std::memory_order_relaxed) & 3) != timer_fired) n->drop_message();
+    if ((n->head().word.load(std::memory_order_relaxed) & 3) != timer_fired) n->drop_message();
   });
 }
 
@@ -404,7 +426,7 @@ void worker::park_idle() {
     return;
   }
   std::chrono::nanoseconds timeout{-1};
-  drain_remote_cancels();
+  reclaim_cancelled();
   std::uint64_t t;
   if (!rt_.manual() && wheel_.next_tick(t)) {  // manual time moves only in advance()
     std::int64_t left = std::int64_t(t) * 1000000 - rt_.now_ns();
@@ -460,6 +482,17 @@ void worker::run(process* p) {
   }
 }
 
+void worker::release_stack(process* p) noexcept {
+  if (p->stk.size == stacks_.size_class()) stacks_.release(p->stk);
+  else rt_.stacks().release(p->stk);
+  p->stk = {};
+  p->ctx = nullptr;
+#if EMBER_TSAN
+  __tsan_destroy_fiber(p->side.tsan_fiber);
+  p->side.tsan_fiber = nullptr;
+#endif
+}
+
 void worker::finish(process* p) {
   p->status.store(process_status::exiting, std::memory_order_relaxed);
   p->mbox.close();
@@ -473,14 +506,7 @@ void worker::finish(process* p) {
     p->serial.store(0, std::memory_order_release);
   }
   deliver_exit(p, me);
-  if (p->stk.size == stacks_.size_class()) stacks_.release(p->stk);
-  else rt_.stacks().release(p->stk);
-  p->stk = {};
-  p->ctx = nullptr;
-#if EMBER_TSAN
-  __tsan_destroy_fiber(p->side.tsan_fiber);
-  p->side.tsan_fiber = nullptr;
-#endif
+  release_stack(p);
   p->reason = exit_reason{};
   p->status.store(process_status::free, std::memory_order_relaxed);
   rt_.release_block(*this, p);
