@@ -12,7 +12,7 @@
 //           ember_bench spawn_idle [P = 1000000]
 //           ember_bench fanin      [S = 1000 [K = 10000]]
 //           ember_bench timers     [T = 1000000 [D = 10000]]
-//           ember_bench call                        (not implemented: ok=0)
+//           ember_bench call       [N = 1000000]
 //
 // Worker threads: $CORES if set, else std::thread::hardware_concurrency().
 // The driver is the root process of ember::run.
@@ -325,6 +325,33 @@ void fanin() {
        sum == s * (k * (k + 1) / 2));
 }
 
+// -- 5. call: N gen_server calls back to back, client to a counter server ----
+
+struct inc_req {};
+struct call_server : ember::gen_server::behaviour<call_server> {
+  std::int64_t n = 0;
+  std::int64_t handle_call(inc_req) { return ++n; }
+};
+
+void call() {
+  namespace gs = ember::gen_server;
+  const std::int64_t n = arg(0, 1000000);
+  const pid driver = ember::self();
+  auto started = gs::start<call_server>();
+  if (!started) return emit(kv("n", n), 0.0, "", false);
+  const pid srv = started.pid();
+  auto t0 = clk::now();
+  ember::spawn([srv, driver, n] {
+    std::int64_t last = 0;
+    for (std::int64_t i = 0; i < n; ++i) last = gs::call<call_server>(srv, inc_req{}, gs::infinity);
+    ember::send(driver, done_msg{last});
+  });
+  std::int64_t got = ember::receive<done_msg>().v;
+  auto t1 = clk::now();
+  emit(kv("n", n), ns(t0, t1), kv("ns_per_call", ns(t0, t1) / double(n)), got == n);
+  gs::stop<call_server>(srv);
+}
+
 // -- 7. timers: T send_after timers (delay 1..D ms) to the driver; cancel every
 //    other one, reading its remaining time; drain the rest ---------------------
 
@@ -401,10 +428,8 @@ int main(int argc, char** argv) {
   else if (g_name == "skynet") workload = skynet;
   else if (g_name == "spawn_idle") workload = spawn_idle;
   else if (g_name == "fanin") workload = fanin;
-  else if (g_name == "call") {
-    emit_error(kv("n", arg(0, 1000000)), "not_implemented");
-    return 0;
-  } else if (g_name == "timers") {
+  else if (g_name == "call") workload = call;
+  else if (g_name == "timers") {
     workload = timers;
   } else {
     std::fprintf(stderr, "ember_bench: unknown workload %s\n", g_name.c_str());

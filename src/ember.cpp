@@ -2,8 +2,10 @@
 // Headers carry the code; the .ipp files hold what must be compiled once.
 #include "ember/ember.hpp"
 
+#include "ember/impl/call.ipp"
 #include "ember/impl/envelope_pool.ipp"
 #include "ember/impl/fast_clock.ipp"
+#include "ember/impl/gen_server.ipp"
 #include "ember/impl/park.ipp"
 #include "ember/impl/runtime_core.ipp"
 #include "ember/impl/signals.ipp"

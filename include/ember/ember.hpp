@@ -19,3 +19,4 @@
 #include "ember/process_info.hpp"
 #include "ember/clock.hpp"
 #include "ember/timer.hpp"
+#include "ember/gen_server.hpp"

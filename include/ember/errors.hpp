@@ -7,6 +7,8 @@
 #pragma once
 
 #include <stdexcept>
+
+#include "ember/exit_reason.hpp"
 #include <string>
 #include <string_view>
 
@@ -72,6 +74,41 @@ public:
 
 private:
   std::string name_;
+};
+
+/// A gen_server call (or stop) that got no answer.  The subclasses say why.
+class call_error : public error {
+public:
+  using error::error;
+};
+/// No answer within the call's timeout.  A reply that comes later is dropped.
+class call_timeout : public call_error {
+public:
+  using call_error::call_error;
+};
+/// No such process, or no process registered under the name.
+class call_noproc : public call_error {
+public:
+  using call_error::call_error;
+};
+/// The server exited before answering; reason() is its exit reason.
+class call_exited : public call_error {
+public:
+  call_exited(const std::string& what, exit_reason r) : call_error(what + ": " + r.to_string()), reason_(std::move(r)) {}
+  [[nodiscard]] const exit_reason& reason() const noexcept { return reason_; }
+
+private:
+  exit_reason reason_;
+};
+/// A server called itself (it would wait for ever).
+class call_self : public call_error {
+public:
+  using call_error::call_error;
+};
+/// The server could not take the request: it is a server of another type.
+class bad_request : public call_error {
+public:
+  using call_error::call_error;
 };
 
 }  // namespace ember

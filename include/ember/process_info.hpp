@@ -34,7 +34,8 @@ struct process_snapshot {
   /// Messages queued, matched or not (exact while fewer than 65,535 wait
   /// unread in the inbox; a lower bound beyond).
   std::size_t message_queue_len = 0;
-  /// Bytes held: control block, stack (as reserved), signal state.
+  /// Bytes held: control block, stack (as reserved; none before the
+  /// process first runs, nor while it hibernates), signal state.
   std::size_t memory = 0;
   /// Reductions spent so far (send, receive, spawn, checkpoint, ...).
   std::uint64_t reductions = 0;

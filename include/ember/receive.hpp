@@ -29,6 +29,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ember/detail/call.hpp"
 #include "ember/detail/runtime_core.hpp"
 #include "ember/mailbox/envelope.hpp"
 #include "ember/this_process.hpp"
@@ -146,7 +147,7 @@ struct receive_timer {
 /// returns true if e is such an envelope (it has been unlinked and freed).
 bool discard_internal(process* self, envelope* prev, envelope* e);
 inline bool discard_if_internal(process* self, std::uint64_t serial, envelope* prev, envelope* e) {
-  if (EMBER_LIKELY(e->serial == serial && e->tag != type_tag<wake_signal>())) return false;
+  if (EMBER_LIKELY(e->serial == serial && e->tag != type_tag<wake_signal>() && e->tag != reply_tag())) return false;
   return discard_internal(self, prev, e);
 }
 /// spend() for a caller that already knows it is the running process.

@@ -39,8 +39,13 @@ void echo() {
 }
 
 /// A process entry with a name process_info can report.
+struct started {};
 struct named_entry {
-  void operator()() const { ember::receive([](stop) {}); }
+  ember::pid tell;  // told `started` once it runs (and so holds its stack), if not null
+  void operator()() const {
+    if (!tell.is_null()) ember::send(tell, started{});
+    ember::receive([](stop) {});
+  }
 };
 
 /// Round trip to an echo: every message sent to p before this call has been
@@ -202,14 +207,16 @@ TEST_CASE("process_info: trap_exit reflects the process's own process_flag", "[p
 
 TEST_CASE("process_info: memory covers the block and the stack, initial_call names the entry", "[process_info]") {
   in_process(2, [] {
-    auto small = ember::spawn(named_entry{});
-    auto big = ember::spawn(named_entry{}, ember::spawn_options{1024 * 1024});
+    auto small = ember::spawn(named_entry{ember::self()});
+    auto big = ember::spawn(named_entry{ember::self()}, ember::spawn_options{1024 * 1024});
+    ember::receive([](started) {});
+    ember::receive([](started) {});
     auto s = ember::process_info(small);
     auto b = ember::process_info(big);
     REQUIRE(s);
     REQUIRE(b);
     REQUIRE(s->memory >= 256);
-    // The stack is counted as reserved: a 1 MiB stack shows.
+    // A stack is counted as reserved while held: a 1 MiB stack shows.
     REQUIRE(b->memory >= 1024 * 1024);
     REQUIRE(b->memory > s->memory);
     REQUIRE_THAT(s->initial_call, Catch::Contains("named_entry"));

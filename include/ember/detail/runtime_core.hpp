@@ -104,6 +104,8 @@ public:
   void release_block(worker& w, process* p);
   void on_process_exit();
   void crash_report(ember::pid p, const exit_reason& r);
+  /// The runtime's logger (runtime_options::logger, or spdlog's default).
+  [[nodiscard]] spdlog::logger& logger() const noexcept { return *logger_; }
 
   const runtime_options& options() const noexcept { return opts_; }
   std::uint32_t worker_count() const noexcept { return std::uint32_t(workers_.size()); }

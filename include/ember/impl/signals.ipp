@@ -345,7 +345,7 @@ std::optional<process_snapshot> process_info(pid t) {
     lock lk(q->hooks_lock);
     if (q->serial.load(std::memory_order_acquire) != t.serial()) return std::nullopt;
     s.trap_exit = q->trap_exit;
-    s.memory = sizeof(detail::process) + q->stack_class;
+    s.memory = sizeof(detail::process) + (q->has_stack.load(std::memory_order_relaxed) ? q->stack_class : 0);
     entry = q->entry_type;
     if (const detail::signal_state* g = q->sig.get()) {
       for (const auto& l : g->links.entries()) s.links.push_back(l.who);

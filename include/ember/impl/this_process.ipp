@@ -55,6 +55,12 @@ void wait_for_message(process* self, std::int64_t deadline_ns, timer_ref& timer)
 }
 
 bool discard_internal(process* self, envelope* prev, envelope* e) {
+  // A reply is internal unless it answers the call this process waits in
+  // (then that call's wait takes it); any other reply came too late.
+  if (e->tag == reply_tag() && e->serial == self->serial.load(std::memory_order_relaxed)) {
+    const std::uint64_t waiting = self->call_ref.load(std::memory_order_relaxed);
+    if (waiting != 0 && head_of<reply_head>(e).ref == waiting) return false;
+  }
   self->mbox.unlink(prev, e);
   e->destroy(e);
   check_kill(self);

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <exception>
 
+#include "ember/detail/call.hpp"
 #include "ember/detail/runtime_core.hpp"
 #include "ember/detail/signals.hpp"
 #include "ember/scheduler/worker.hpp"
@@ -108,13 +109,21 @@ void install_overflow_handler() {
 // ---- fiber entry ------------------------------------------------------------
 
 namespace {
-EMBER_NOINLINE void run_process_body(process* p) noexcept {
+/// Run the entry; false when it returned asking to hibernate (the process
+/// lives on without a stack), true when the process has ended.
+EMBER_NOINLINE bool run_process_body(process* p) noexcept {
   exit_reason r;
   bool crashed = false;
   try {
-    // A process killed before it first ran does not start.
-    if (p->kill_pending.load(std::memory_order_acquire)) throw exit_exception{p->reason};
+    // A process killed before it started does not start.  (An entry
+    // called again after hibernation runs, and notices the kill itself.)
+    if (!p->entry_started && p->kill_pending.load(std::memory_order_acquire)) throw exit_exception{p->reason};
+    p->entry_started = true;
     p->invoke(p);
+    if (p->hibernate_on_return) {
+      p->hibernate_on_return = false;
+      return false;
+    }
   } catch (exit_exception& e) {
     r = std::move(e.reason);
   } catch (const std::exception& e) {
@@ -131,15 +140,16 @@ EMBER_NOINLINE void run_process_body(process* p) noexcept {
   std::lock_guard lk(p->hooks_lock);
   p->hooks_closed = true;
   p->reason = std::move(r);
+  return true;
 }
 
 void process_entry(transfer t) {
   on_context_entry();
   auto* p = static_cast<process*>(t.data);
   p->return_ctx = t.fctx;
-  run_process_body(p);
+  const switch_request req = run_process_body(p) ? switch_request::exit : switch_request::hibernate;
   worker* w = p->w;
-  switch_to(p->return_ctx, reinterpret_cast<void*>(switch_request::exit), p->side, w->side, true);
+  switch_to(p->return_ctx, reinterpret_cast<void*>(req), p->side, w->side, true);
   __builtin_unreachable();
 }
 }  // namespace
@@ -444,6 +454,7 @@ void worker::run(process* p) {
                                                       : rt_.stacks().acquire(p->stack_class);
       p->side.stack_bottom = p->stk.usable_bottom();
       p->side.stack_size = p->stk.usable_size();
+      p->has_stack.store(true, std::memory_order_relaxed);
 #if EMBER_TSAN
       p->side.tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -475,6 +486,15 @@ void worker::run(process* p) {
         if (budget > 0) continue;
         push_back(p);
         return;
+      case switch_request::hibernate:
+        // Its stack is done with (the entry returned): give it back now,
+        // and start the entry again on a fresh one when a message comes.
+        release_stack(p);
+        p->status.store(process_status::waiting, std::memory_order_relaxed);
+        if (p->mbox.block()) return;
+        if (budget > 0) continue;
+        push_back(p);
+        return;
       case switch_request::exit:
         finish(p);
         return;
@@ -487,6 +507,7 @@ void worker::release_stack(process* p) noexcept {
   else rt_.stacks().release(p->stk);
   p->stk = {};
   p->ctx = nullptr;
+  p->has_stack.store(false, std::memory_order_relaxed);
 #if EMBER_TSAN
   __tsan_destroy_fiber(p->side.tsan_fiber);
   p->side.tsan_fiber = nullptr;
@@ -495,7 +516,14 @@ void worker::release_stack(process* p) noexcept {
 
 void worker::finish(process* p) {
   p->status.store(process_status::exiting, std::memory_order_relaxed);
-  p->mbox.close();
+  // A call still queued here will never be handled: answer it with the
+  // exit reason, so its caller does not wait for nothing.
+  p->mbox.close([p](envelope* e) noexcept {
+    if (e->tag == request_tag()) {
+      const request_head& h = head_of<request_head>(e);
+      if (h.kind != request_kind::cast) fail_request(h, reply_status::exited, p->reason);
+    }
+  });
   const ember::pid me = p->self_pid();
   {
     // Dead from here: sends drop, process_info/processes/whereis no longer

@@ -120,13 +120,18 @@ public:
 
   /// Reopen for a new incarnation (the mailbox must be closed).
   void open() noexcept { inbox_.store(0, std::memory_order_release); }
-  /// Refuse further pushes and destroy everything held.
-  void close() noexcept {
+  /// Refuse further pushes and destroy everything held, showing each
+  /// envelope to `last_look` (noexcept) just before it is destroyed.
+  template <class F>
+  void close(F&& last_look) noexcept {
     std::uintptr_t h = inbox_.exchange(closed_word, std::memory_order_acq_rel);
-    if (h != blocked_word && h != closed_word) destroy_list(pointer_of(h));
-    destroy_list(save_first_);
+    if (h != blocked_word && h != closed_word) destroy_list(pointer_of(h), last_look);
+    destroy_list(save_first_, last_look);
     save_first_ = save_last_ = nullptr;
     save_len_.store(0, std::memory_order_relaxed);
+  }
+  void close() noexcept {
+    close([](envelope*) noexcept {});
   }
 
 private:
@@ -146,9 +151,11 @@ private:
                     std::memory_order_relaxed);
   }
 
-  static void destroy_list(envelope* h) noexcept {
+  template <class F>
+  static void destroy_list(envelope* h, F& last_look) noexcept {
     while (h) {
       envelope* nx = h->next;
+      last_look(h);
       h->destroy(h);
       h = nx;
     }

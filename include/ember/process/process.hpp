@@ -36,7 +36,7 @@ class worker;
 enum class process_status : std::uint8_t { free, runnable, running, waiting, exiting };
 
 /// What a process asks of its worker when it switches out.
-enum class switch_request : std::uintptr_t { yield = 1, wait = 2, exit = 3 };
+enum class switch_request : std::uintptr_t { yield = 1, wait = 2, exit = 3, hibernate = 4 };
 
 /// Someone outside the runtime waiting for a process to exit.
 struct exit_latch {
@@ -82,6 +82,9 @@ struct process {
   switch_side side;                          // this fiber's stack, for the sanitizers
   stack stk;
   std::size_t stack_class = 0;
+  // Whether it holds a stack now (ordering: relaxed, informational, for
+  // process_info: a hibernating process holds none).
+  std::atomic<bool> has_stack{false};
   // ordering: relaxed; written by the owner, compared by timer-firing workers
   std::atomic<std::uint64_t> wait_seq{0};
   // The C++ runtime's per-thread exception state of this fiber, swapped in
@@ -90,6 +93,10 @@ struct process {
   // Reductions spent so far (written by the running worker after each
   // slice; ordering: relaxed, informational).
   std::atomic<std::uint64_t> reductions{0};
+  // The gen_server call this process waits for (0: none).  Written by the
+  // owner; read by repliers, which drop a reply to any other ref.
+  std::atomic<std::uint64_t> call_ref{0};
+  std::uint64_t call_seq = 0;  // owner: the last call ref used
 
   // -- owner: the entry function -------------------------------------------
   static constexpr std::size_t inline_fn_size = 48;
@@ -97,6 +104,11 @@ struct process {
   void (*destroy_fn)(process*) noexcept = nullptr;
   void* fn_heap = nullptr;
   const std::type_info* entry_type = nullptr;  // the spawned callable's type
+  // Set by the entry before it returns to ask for hibernation instead of
+  // exit: the stack goes back to the pool and the entry is called again, on
+  // a fresh stack, when a message arrives (see hibernate_on_return).
+  bool hibernate_on_return = false;
+  bool entry_started = false;  // the entry has been called at least once
   alignas(16) unsigned char fn_buf[inline_fn_size];
 
   // -- guarded by hooks_lock -------------------------------------------------
@@ -125,6 +137,8 @@ struct process {
   void set_entry(F&& f) {
     using Fn = std::decay_t<F>;
     entry_type = &typeid(Fn);
+    hibernate_on_return = false;
+    entry_started = false;
     if constexpr (sizeof(Fn) <= inline_fn_size && alignof(Fn) <= 16 &&
                   std::is_nothrow_move_constructible_v<Fn>) {
       ::new (static_cast<void*>(fn_buf)) Fn(std::forward<F>(f));
