@@ -607,8 +607,8 @@ start_result<S> start_impl(std::string nm, A&&... args) {
                   [&](ember::down d) { return start_result<S>(1, child, std::move(d.reason)); }));
   ember::demonitor(m, true);
   if (!r) {
-    // The server ended normally after a failed start; drop the exit_message
-    // a trapping starter gets from that link.
+    // The server ends normally after a failed start; unlinking spares a
+    // trapping starter the exit_message, unless the exit came first.
     if constexpr (Link) {
       ember::unlink(child);
     }
