@@ -367,8 +367,7 @@ void notify_exit(const std::vector<from>& calls, const exit_reason& r) noexcept;
 ember::detail::envelope* take_next(ember::detail::process* self);
 /// Wait for the reply to ref (nullptr: the timeout ran out).
 ember::detail::envelope* await_reply(ember::detail::process* self, std::uint64_t ref, std::int64_t timeout_ns);
-/// The pid of a target named by pid or name (null pid: no such name).
-inline ember::pid resolve(const ember::pid& p) { return p; }
+/// The pid registered under name (null pid: no such name).
 inline ember::pid resolve(std::string_view name) { return ember::whereis(name).value_or(ember::pid{}); }
 [[noreturn]] void throw_call_failure(const char* what, ember::detail::envelope* e, const ember::pid& to);
 
@@ -646,7 +645,6 @@ detail::reply_t<S, Req> call(const server<S>& to, Req&& req, std::chrono::millis
   using V = std::remove_cvref_t<Req>;
   using R = detail::reply_t<S, Req>;
   using body = detail::request_body<V>;
-  static_assert(ember::detail::head_layout_ok<body>, "request type too strictly aligned");
   ember::detail::process* self = ember::detail::current_or_throw("gen_server::call");
   const ember::pid p = to.pid();
   if (p.is_null()) throw call_noproc("ember::gen_server::call: no process is registered as \"" + to.name() + "\"");
@@ -657,27 +655,13 @@ detail::reply_t<S, Req> call(const server<S>& to, Req&& req, std::chrono::millis
     ember::detail::process* self;
     ~waiting_guard() { self->call_ref.store(0, std::memory_order_relaxed); }
   } g{self};
-  ember::detail::envelope* e = ember::detail::make_envelope<body>(
-      p.serial(), body{ember::detail::request_head{ember::detail::request_kind::call, ember::detail::type_tag<S>(),
-                                                   &detail::dispatch_call<S, V>, typeid(V).name(), self->self_pid(),
-                                                   ref, ember::detail::type_tag<R>()},
-                       std::forward<Req>(req)});
-  e->tag = ember::detail::request_tag();
-  ember::detail::process* b = p.block();
-  // ordering: acquire pairs with the release that published the serial.
-  if (!b || b->serial.load(std::memory_order_acquire) != p.serial()) {
-    e->destroy(e);
-    throw call_noproc("ember::gen_server::call: the server is not alive");
-  }
-  switch (b->mbox.push(e)) {
-    case ember::detail::mailbox::push_result::closed:
-      throw call_noproc("ember::gen_server::call: the server is not alive");
-    case ember::detail::mailbox::push_result::woke_owner:
-      b->rt->wake(b);
-      break;
-    case ember::detail::mailbox::push_result::queued:
-      break;
-  }
+  ember::detail::envelope* e = ember::detail::make_request<body>(
+      p.serial(),
+      ember::detail::request_head{ember::detail::request_kind::call, ember::detail::type_tag<S>(),
+                                  &detail::dispatch_call<S, V>, typeid(V).name(), self->self_pid(), ref,
+                                  ember::detail::type_tag<R>()},
+      std::forward<Req>(req));
+  if (!ember::detail::post(p, e)) throw call_noproc("ember::gen_server::call: the server is not alive");
   ember::detail::spend_in(self, 1);
   ember::detail::envelope* r =
       detail::await_reply(self, ref, timeout.count() < 0 ? -1 : std::int64_t(timeout.count()) * 1000000);
@@ -698,17 +682,15 @@ template <class S, class Msg>
 void cast(const server<S>& to, Msg&& msg) {
   using V = std::remove_cvref_t<Msg>;
   using body = detail::request_body<V>;
-  static_assert(ember::detail::head_layout_ok<body>, "message type too strictly aligned");
   static_assert(requires(S& s, V v) { s.handle_cast(std::move(v)); }, "the server has no handle_cast for this type");
   const ember::pid p = to.pid();
-  ember::detail::process* b = p.block();
-  if (!b || b->serial.load(std::memory_order_acquire) != p.serial()) return;
-  ember::detail::envelope* e = ember::detail::make_envelope<body>(
-      p.serial(), body{ember::detail::request_head{ember::detail::request_kind::cast, ember::detail::type_tag<S>(),
-                                                   &detail::dispatch_cast<S, V>, typeid(V).name(), {}, 0, nullptr},
-                       std::forward<Msg>(msg)});
-  e->tag = ember::detail::request_tag();
-  if (b->mbox.push(e) == ember::detail::mailbox::push_result::woke_owner) b->rt->wake(b);
+  if (p.is_null()) return;
+  ember::detail::post(p, ember::detail::make_request<body>(
+                             p.serial(),
+                             ember::detail::request_head{ember::detail::request_kind::cast,
+                                                         ember::detail::type_tag<S>(), &detail::dispatch_cast<S, V>,
+                                                         typeid(V).name(), {}, 0, nullptr},
+                             std::forward<Msg>(msg)));
   ember::detail::spend(1);
 }
 template <class S, class Msg>
@@ -735,26 +717,17 @@ void stop(const server<S>& to, exit_reason reason = exit_reason::normal(),
   if (p.is_null()) throw call_noproc("ember::gen_server::stop: no such server");
   if (p == self->self_pid()) throw call_self("ember::gen_server::stop: a server cannot stop itself this way");
   const ember::monitor_ref m = ember::monitor(p);
-  ember::detail::envelope* e = ember::detail::make_envelope<detail::stop_body>(
-      p.serial(), detail::stop_body{ember::detail::request_head{ember::detail::request_kind::stop, nullptr, nullptr,
-                                                               "stop", self->self_pid(), 0, nullptr},
-                                    reason});
-  e->tag = ember::detail::request_tag();
-  ember::detail::process* b = p.block();
-  if (b && b->serial.load(std::memory_order_acquire) == p.serial()) {
-    if (b->mbox.push(e) == ember::detail::mailbox::push_result::woke_owner) b->rt->wake(b);
-  } else {
-    e->destroy(e);
-  }
-  std::optional<exit_reason> got;
-  if (timeout.count() < 0) {
-    got = ember::receive(ember::when([m](const ember::down& d) { return d.ref == m; },
-                                     [](ember::down d) { return std::optional(std::move(d.reason)); }));
-  } else {
-    got = ember::receive(ember::when([m](const ember::down& d) { return d.ref == m; },
-                                     [](ember::down d) { return std::optional(std::move(d.reason)); }),
-                         ember::after(timeout, [] { return std::optional<exit_reason>(); }));
-  }
+  // Not alive: the monitor's down (noproc) says so.
+  ember::detail::post(p, ember::detail::make_request<detail::stop_body>(
+                             p.serial(),
+                             ember::detail::request_head{ember::detail::request_kind::stop, nullptr, nullptr, "stop",
+                                                         self->self_pid(), 0, nullptr},
+                             reason));
+  const std::optional<exit_reason> got = ember::receive(
+      ember::when([m](const ember::down& d) { return d.ref == m; },
+                  [](ember::down d) { return std::optional(std::move(d.reason)); }),
+      ember::after(timeout.count() < 0 ? ember::max_receive_timeout : std::chrono::nanoseconds(timeout),
+                   [] { return std::optional<exit_reason>(); }));
   if (!got) {
     ember::demonitor(m, true);
     throw call_timeout("ember::gen_server::stop: the server did not exit within " + std::to_string(timeout.count()) +

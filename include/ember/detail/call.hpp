@@ -15,7 +15,9 @@
 #include <cstdint>
 #include <new>
 #include <type_traits>
+#include <utility>
 
+#include "ember/detail/runtime_core.hpp"
 #include "ember/exit_reason.hpp"
 #include "ember/mailbox/envelope.hpp"
 #include "ember/pid.hpp"
@@ -70,6 +72,33 @@ Head& head_of(envelope* e) noexcept {
 }
 template <class Body>
 inline constexpr bool head_layout_ok = sizeof(envelope) % alignof(Body) == 0 && !std::is_polymorphic_v<Body>;
+
+/// A request envelope: the body, tagged request_tag().
+template <class Body, class... A>
+envelope* make_request(std::uint64_t serial, A&&... a) {
+  static_assert(head_layout_ok<Body>, "request type too strictly aligned");
+  envelope* e = make_envelope<Body>(serial, Body{std::forward<A>(a)...});
+  e->tag = request_tag();
+  return e;
+}
+
+/// Push e into to's mailbox (waking it if it was blocked); false, with e
+/// destroyed, when to is not alive.  Any thread.
+inline bool post(const ember::pid& to, envelope* e) noexcept {
+  process* p = to.block();
+  // ordering: acquire pairs with the release that published the serial.
+  if (!p || p->serial.load(std::memory_order_acquire) != to.serial()) {
+    e->destroy(e);
+    return false;
+  }
+  e->serial = to.serial();
+  switch (p->mbox.push(e)) {  // a closed mailbox destroys e
+    case mailbox::push_result::closed: return false;
+    case mailbox::push_result::woke_owner: p->rt->wake(p); return true;
+    case mailbox::push_result::queued: return true;
+  }
+  return true;
+}
 
 /// Deliver a reply envelope to its caller if the caller still waits for
 /// that ref (otherwise drop it).  Any thread.
