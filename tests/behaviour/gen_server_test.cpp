@@ -289,3 +289,21 @@ TEST_CASE("gen_server: between messages a server holds no stack", "[gen_server]"
     REQUIRE(info->memory < 4096);  // a stack would be at least 64 KiB reserved
   });
 }
+
+TEST_CASE("gen_server: misuse: an empty name, a reply of the wrong type, start/call outside a process, a stop "
+          "that times out",
+          "[gen_server]") {
+  in_process(2, [] {
+    REQUIRE_THROWS_AS(gs::start<counter>(gs::name{""}), ember::bad_argument);
+    REQUIRE_THROWS_AS(gs::start_link<counter>(gs::name{""}), ember::bad_argument);
+    gs::from f{ember::self(), 1, ember::detail::type_tag<long>()};
+    REQUIRE_THROWS_AS(gs::reply(f, 1), ember::bad_argument);  // an int where a long is expected
+    // A process that is not a gen_server ignores the stop request: stop times out.
+    auto plain = ember::spawn([] { ember::receive([](quit) {}); });
+    REQUIRE_THROWS_AS(gs::stop<counter>(plain, ember::exit_reason::normal(), 10ms), ember::call_timeout);
+    ember::send(plain, quit{});
+  });
+  ember::runtime rt(ember_test::opts(1));
+  REQUIRE_THROWS_AS(gs::start<counter>(), ember::not_in_process);
+  REQUIRE_THROWS_AS(gs::call<counter>(ember::pid{}, get{}), ember::not_in_process);
+}
