@@ -20,3 +20,5 @@
 #include "ember/clock.hpp"
 #include "ember/timer.hpp"
 #include "ember/gen_server.hpp"
+#include "ember/supervisor.hpp"
+#include "ember/dynamic_supervisor.hpp"
