@@ -10,6 +10,7 @@
 //           ember_bench ring       [P = 10000 [M = 1000]]
 //           ember_bench skynet     [L = 1000000]   (a power of 10)
 //           ember_bench spawn_idle [P = 1000000]
+//           ember_bench spawn_idle_gen_server [P = 1000000]
 //           ember_bench fanin      [S = 1000 [K = 10000]]
 //           ember_bench timers     [T = 1000000 [D = 10000]]
 //           ember_bench call       [N = 1000000]
@@ -301,6 +302,49 @@ void spawn_idle() {
        g_counter.load() == 0 && rss0 > 0 && rss1 > 0);
 }
 
+// -- 4b. spawn_idle_gen_server: P idle gen_servers (started one by one with
+//    gen_server::start, each waiting for the next message); memory per
+//    server, start and teardown time ------------------------------------------
+
+struct idle_quit {};
+struct idle_server : ember::gen_server::behaviour<idle_server> {
+  pid driver;
+  std::int64_t p;
+  idle_server(pid d, std::int64_t n) : driver(d), p(n) {}
+  next handle_cast(idle_quit) { return stop_with(ember::exit_reason::normal()); }
+  void terminate(const ember::exit_reason&) {
+    if (g_counter.fetch_sub(1) - 1 == 0) ember::send(driver, stopped_msg{});
+  }
+};
+
+void spawn_idle_gen_server() {
+  namespace gs = ember::gen_server;
+  const std::int64_t p = arg(0, 1000000);
+  const pid driver = ember::self();
+  std::int64_t rss0 = rss_bytes();
+  auto t0 = clk::now();
+  std::vector<pid> pids;
+  pids.reserve(std::size_t(p));
+  bool ok = true;
+  for (std::int64_t i = 0; i < p && ok; ++i) {
+    auto r = gs::start<idle_server>(driver, p);
+    ok = bool(r);
+    pids.push_back(r.pid());
+    g_counter.fetch_add(1);
+  }
+  auto t1 = clk::now();
+  std::int64_t rss1 = rss_bytes();
+  for (const pid& x : pids) gs::cast<idle_server>(x, idle_quit{});
+  if (ok) ember::receive<stopped_msg>();
+  auto t2 = clk::now();
+  emit(kv("p", p), ns(t0, t1),
+       kv("bytes_per_server", double(rss1 - rss0) / double(p)) +
+           kv("start_ns_per_server", ns(t0, t1) / double(p)) +
+           kv("teardown_ns_per_server", ns(t1, t2) / double(p)) +
+           kv("rss_delta_mib", std::int64_t((rss1 - rss0) / 1048576)),
+       ok && g_counter.load() == 0 && rss0 > 0 && rss1 > 0);
+}
+
 // -- 6. fanin: S senders each send the integers 1..K to one receiver ------------
 
 void fanin() {
@@ -398,7 +442,7 @@ void timers() {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: ember_bench pingpong|ring|skynet|spawn_idle|fanin|call|timers [params]\n");
+               "usage: ember_bench pingpong|ring|skynet|spawn_idle|spawn_idle_gen_server|fanin|call|timers [params]\n");
 }
 
 }  // namespace
@@ -427,6 +471,7 @@ int main(int argc, char** argv) {
   else if (g_name == "ring") workload = ring;
   else if (g_name == "skynet") workload = skynet;
   else if (g_name == "spawn_idle") workload = spawn_idle;
+  else if (g_name == "spawn_idle_gen_server") workload = spawn_idle_gen_server;
   else if (g_name == "fanin") workload = fanin;
   else if (g_name == "call") workload = call;
   else if (g_name == "timers") {
