@@ -22,3 +22,4 @@
 #include "ember/gen_server.hpp"
 #include "ember/supervisor.hpp"
 #include "ember/dynamic_supervisor.hpp"
+#include "ember/application.hpp"
