@@ -7,6 +7,7 @@
 #include "ember/impl/fast_clock.ipp"
 #include "ember/impl/gen_server.ipp"
 #include "ember/impl/application.ipp"
+#include "ember/impl/registry.ipp"
 #include "ember/impl/supervisor.ipp"
 #include "ember/impl/park.ipp"
 #include "ember/impl/runtime_core.ipp"

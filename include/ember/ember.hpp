@@ -20,6 +20,7 @@
 #include "ember/clock.hpp"
 #include "ember/timer.hpp"
 #include "ember/gen_server.hpp"
+#include "ember/registry.hpp"
 #include "ember/supervisor.hpp"
 #include "ember/dynamic_supervisor.hpp"
 #include "ember/application.hpp"

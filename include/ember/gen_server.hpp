@@ -18,7 +18,10 @@
 //    throws, or an init that returns stop_with(r), makes start return that
 //    reason, and nothing is left running (the process ends normally, so a
 //    link made by start_link does not kill the starter).  A taken name makes
-//    start return already_started with the holder's pid.
+//    start return already_started with the holder's pid.  A name is a
+//    registered name (name{"n"}) or a via_name (ember::via(registry, key)):
+//    the new process takes it before its object is built and gives it back
+//    if init fails; a server<S> made from either looks it up at each use.
 //  - call(server, req[, timeout]) returns what handle_call(req, from) returns
 //    (or the R of its call_reply<R>).  Failures throw: call_timeout (default
 //    5000 ms; a reply that comes later is dropped, never seen), call_noproc
@@ -371,6 +374,28 @@ ember::detail::envelope* await_reply(ember::detail::process* self, std::uint64_t
 inline ember::pid resolve(std::string_view name) { return ember::whereis(name).value_or(ember::pid{}); }
 [[noreturn]] void throw_call_failure(const char* what, ember::detail::envelope* e, const ember::pid& to);
 
+/// A registered name (the runtime's name table) seen as a via_name, so a
+/// server takes, and gives back, either kind of name in one way.  Process
+/// context.
+class local_name final : public ember::via_name::service {
+public:
+  explicit local_name(std::string n) : name_(std::move(n)) {}
+  [[nodiscard]] ember::pid whereis() const override { return resolve(name_); }
+  [[nodiscard]] std::optional<ember::pid> register_name(ember::pid p) const override {
+    try {
+      ember::register_name(name_, p);
+      return std::nullopt;
+    } catch (const registration_error&) {
+      return whereis();  // the null pid if the holder has gone meanwhile
+    }
+  }
+  bool unregister_name(ember::pid p) const override { return whereis() == p && ember::unregister_name(name_); }
+  [[nodiscard]] std::string to_string() const override { return name_; }
+
+private:
+  std::string name_;
+};
+
 /// One step of a server's life, called each time its process (re)enters
 /// the entry: runs handlers until the mailbox is empty, then hibernates.
 template <class S>
@@ -470,7 +495,7 @@ struct entry {
   struct boot_data {
     ember::pid starter;
     std::uint64_t ref;
-    std::string name;
+    ember::via_name name;  // empty: no name
     std::tuple<A...> args;
   };
   std::unique_ptr<boot_data> boot_;
@@ -502,24 +527,22 @@ struct entry {
     auto ack = [&](int status, exit_reason r, ember::pid existing) {
       ember::send(b.starter, start_ack{b.ref, status, std::move(r), existing});
     };
-    if (!b.name.empty()) {
-      try {
-        ember::register_name(b.name, self->self_pid());
-      } catch (const registration_error&) {
-        ack(2, exit_reason::error("already started"), ember::whereis(b.name).value_or(ember::pid{}));
+    if (b.name) {
+      if (std::optional<ember::pid> holder = b.name.register_name(self->self_pid())) {
+        ack(2, exit_reason::error("already started"), *holder);
         return false;
       }
     }
     auto fail = [&](exit_reason r) {
       st.reset();
-      if (!b.name.empty()) ember::unregister_name(b.name);
+      if (b.name) b.name.unregister_name(self->self_pid());
       ack(1, std::move(r), {});
       return false;
     };
     try {
       st = std::make_unique<state<S>>();
       st->parent = b.starter;
-      st->name = b.name;
+      if (b.name) st->name = b.name.to_string();
       std::apply([&](auto&... a) { st->obj.emplace(std::move(a)...); }, b.args);
       if constexpr (requires(S& s) { s.init(); }) {
         using R = decltype(st->obj->init());
@@ -546,8 +569,8 @@ struct entry {
 
 }  // namespace detail
 
-/// A server of type S, named by pid or by registered name (looked up at
-/// each use).
+/// A server of type S, named by pid, by registered name or by via_name
+/// (names are looked up at each use).
 template <class S>
 class server {
 public:
@@ -555,12 +578,26 @@ public:
   server(ember::pid p) : pid_(p) {}                       // NOLINT: a pid is a server reference
   server(std::string name) : name_(std::move(name)) {}    // NOLINT
   server(const char* name) : name_(name) {}               // NOLINT
-  [[nodiscard]] ember::pid pid() const { return name_.empty() ? pid_ : detail::resolve(std::string_view(name_)); }
+  server(ember::via_name v) : via_(std::move(v)) {}       // NOLINT
+  /// The process now (the null pid when nobody holds the name).
+  [[nodiscard]] ember::pid pid() const {
+    if (via_) return via_.whereis();
+    return name_.empty() ? pid_ : detail::resolve(std::string_view(name_));
+  }
+  /// The registered name ("" when named otherwise).
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  /// The via_name (empty when named otherwise).
+  [[nodiscard]] const ember::via_name& via() const noexcept { return via_; }
+  /// The name as error messages show it ("" for a server named by pid).
+  [[nodiscard]] std::string describe() const {
+    if (via_) return via_.to_string();
+    return name_.empty() ? std::string() : "\"" + name_ + "\"";
+  }
 
 private:
   ember::pid pid_;
   std::string name_;
+  ember::via_name via_;
 };
 
 /// What start returns: the server, or why there is none.
@@ -590,7 +627,7 @@ struct name {
 
 namespace detail {
 template <class S, bool Link, class... A>
-start_result<S> start_impl(std::string nm, A&&... args) {
+start_result<S> start_impl(ember::via_name nm, A&&... args) {
   ember::detail::process* self = ember::detail::current_or_throw(Link ? "gen_server::start_link" : "gen_server::start");
   using E = entry<S, std::decay_t<A>...>;
   const std::uint64_t ref = ++self->call_seq;
@@ -614,28 +651,51 @@ start_result<S> start_impl(std::string nm, A&&... args) {
   }
   return r;
 }
+/// start_impl under a registered name ("": none).
+template <class S, bool Link, class... A>
+start_result<S> start_impl(std::string nm, A&&... args) {
+  ember::via_name v = nm.empty() ? ember::via_name() : ember::via_name(std::make_shared<const local_name>(std::move(nm)));
+  return start_impl<S, Link>(std::move(v), std::forward<A>(args)...);
+}
+
+/// The name start takes it under (bad_argument when empty).
+inline ember::via_name checked_name(name n, const char* op) {
+  if (n.value.empty()) throw bad_argument(std::string("ember::gen_server::") + op + ": the name is empty");
+  return ember::via_name(std::make_shared<const local_name>(std::move(n.value)));
+}
+inline ember::via_name checked_name(ember::via_name n, const char* op) {
+  if (!n) throw bad_argument(std::string("ember::gen_server::") + op + ": the via_name is empty");
+  return n;
+}
 }  // namespace detail
 
 /// Start a server process running S(args...), then S::init() if defined.
 /// Process context.  Waits until init is done.
 template <class S, class... A>
 start_result<S> start(A&&... args) {
-  return detail::start_impl<S, false>({}, std::forward<A>(args)...);
+  return detail::start_impl<S, false>(ember::via_name(), std::forward<A>(args)...);
 }
 template <class S, class... A>
 start_result<S> start(name n, A&&... args) {
-  if (n.value.empty()) throw bad_argument("ember::gen_server::start: the name is empty");
-  return detail::start_impl<S, false>(std::move(n.value), std::forward<A>(args)...);
+  return detail::start_impl<S, false>(detail::checked_name(std::move(n), "start"), std::forward<A>(args)...);
+}
+/// start, registering the server under a via_name (ember::via(registry, key)).
+template <class S, class... A>
+start_result<S> start(ember::via_name n, A&&... args) {
+  return detail::start_impl<S, false>(detail::checked_name(std::move(n), "start"), std::forward<A>(args)...);
 }
 /// start, linked to the caller (the caller is the server's parent).
 template <class S, class... A>
 start_result<S> start_link(A&&... args) {
-  return detail::start_impl<S, true>({}, std::forward<A>(args)...);
+  return detail::start_impl<S, true>(ember::via_name(), std::forward<A>(args)...);
 }
 template <class S, class... A>
 start_result<S> start_link(name n, A&&... args) {
-  if (n.value.empty()) throw bad_argument("ember::gen_server::start_link: the name is empty");
-  return detail::start_impl<S, true>(std::move(n.value), std::forward<A>(args)...);
+  return detail::start_impl<S, true>(detail::checked_name(std::move(n), "start_link"), std::forward<A>(args)...);
+}
+template <class S, class... A>
+start_result<S> start_link(ember::via_name n, A&&... args) {
+  return detail::start_impl<S, true>(detail::checked_name(std::move(n), "start_link"), std::forward<A>(args)...);
 }
 
 /// Ask the server for req and wait for its answer (see the top of this file
@@ -647,7 +707,7 @@ detail::reply_t<S, Req> call(const server<S>& to, Req&& req, std::chrono::millis
   using body = detail::request_body<V>;
   ember::detail::process* self = ember::detail::current_or_throw("gen_server::call");
   const ember::pid p = to.pid();
-  if (p.is_null()) throw call_noproc("ember::gen_server::call: no process is registered as \"" + to.name() + "\"");
+  if (p.is_null()) throw call_noproc("ember::gen_server::call: no process is registered as " + to.describe());
   if (p == self->self_pid()) throw call_self("ember::gen_server::call: a server cannot call itself");
   const std::uint64_t ref = ++self->call_seq;
   self->call_ref.store(ref, std::memory_order_relaxed);
@@ -714,7 +774,10 @@ void stop(const server<S>& to, exit_reason reason = exit_reason::normal(),
           std::chrono::milliseconds timeout = infinity) {
   ember::detail::process* self = ember::detail::current_or_throw("gen_server::stop");
   const ember::pid p = to.pid();
-  if (p.is_null()) throw call_noproc("ember::gen_server::stop: no such server");
+  if (p.is_null())
+    throw call_noproc(to.describe().empty() ? std::string("ember::gen_server::stop: no such server")
+                                            : "ember::gen_server::stop: no process is registered as " +
+                                                  to.describe());
   if (p == self->self_pid()) throw call_self("ember::gen_server::stop: a server cannot stop itself this way");
   const ember::monitor_ref m = ember::monitor(p);
   // Not alive: the monitor's down (noproc) says so.

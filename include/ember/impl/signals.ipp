@@ -1,5 +1,6 @@
 // ember/impl/signals.ipp — links, monitors, exit signals, trap_exit,
-// registered names and process_info (compiled once, in src/ember.cpp).
+// registered names (and registries' exit hooks) and process_info
+// (compiled once, in src/ember.cpp).
 //
 // The delivery rules are in detail/signals.hpp and process/signal_state.hpp.
 // No function here holds two processes' locks at once: each step locks one
@@ -62,7 +63,9 @@ void deliver_exit(process* p, ember::pid me) {
   if (!s) return;
   const exit_reason& r = p->reason;
   // The name goes first: whoever learns of the exit finds it released.
+  // So do the keys it holds in registries (each hook locks its own table).
   if (!s->name.empty()) p->rt->names().released(s->name, me);
+  for (const auto& h : s->exit_hooks) h->process_exited(me);
   // Links before monitors: whoever sees the `down` knows the linked
   // processes have had their signals.
   for (const auto& l : s->links.entries()) {

@@ -1,5 +1,5 @@
 // ember/process/signal_state.hpp — a process's links, monitors, exit
-// waiters and registered name.
+// waiters, registered name and exit hooks (the registries it holds keys in).
 //
 // Allocated on first use (most processes never link or monitor), guarded by
 // the process's hooks_lock, and taken by the process when it exits.
@@ -13,6 +13,10 @@
 //    demonitor), nothing more can arrive for it.
 //  - `watchers` is the exiting side's list of whom to tell; entries whose
 //    watcher went away are harmless (the watcher's `watching` decides).
+//  - `exit_hooks` holds one hook per registry the process holds keys in
+//    (registry.hpp); a registry adds to it only while the process is alive,
+//    and deliver_exit runs every hook, with no lock held, right after the
+//    name is released and before links and monitors are told.
 //
 // Threads: any thread, holding the owning process's hooks_lock.
 // Ownership: owned by the process control block.
@@ -93,16 +97,49 @@ private:
   std::unique_ptr<std::unordered_map<std::uint64_t, std::size_t>> index_;
 };
 
+/// Something outside the signal table that must hear of the process's
+/// exit: a registry's record of the keys the process holds in it.  Made and
+/// changed by its owner under the process's hooks_lock; run once, by
+/// deliver_exit, after the process has left the signal table.
+class exit_hook {
+public:
+  explicit exit_hook(const void* owner) noexcept : owner_(owner) {}
+  virtual ~exit_hook() = default;
+  exit_hook(const exit_hook&) = delete;
+  exit_hook& operator=(const exit_hook&) = delete;
+
+  /// Who made it (a registry's table): a process has one hook per owner.
+  [[nodiscard]] const void* owner() const noexcept { return owner_; }
+  /// The process `me` has exited (closed to signals, serial cleared).
+  /// Called with no lock held.
+  virtual void process_exited(ember::pid me) noexcept = 0;
+  /// Bytes held, for process_info's memory.
+  [[nodiscard]] virtual std::size_t bytes() const noexcept = 0;
+
+private:
+  const void* owner_;
+};
+
 struct signal_state {
   pid_table links;     // key: the linked process's serial
   pid_table watchers;  // monitors on this process — key: monitor id, who: the watcher
   pid_table watching;  // monitors this process holds — key: monitor id, who: the target
   std::vector<std::shared_ptr<exit_latch>> waiters;  // threads outside waiting for the exit
   std::string name;                                  // registered name, empty if none
+  std::vector<std::unique_ptr<exit_hook>> exit_hooks;  // registries holding keys for it
+
+  /// The hook made by `owner`, or nullptr.
+  [[nodiscard]] exit_hook* hook_of(const void* owner) const noexcept {
+    for (const auto& h : exit_hooks)
+      if (h->owner() == owner) return h.get();
+    return nullptr;
+  }
 
   [[nodiscard]] std::size_t bytes() const noexcept {
+    std::size_t hooks = exit_hooks.capacity() * sizeof(exit_hooks[0]);
+    for (const auto& h : exit_hooks) hooks += h->bytes();
     return sizeof(*this) + links.bytes() + watchers.bytes() + watching.bytes() +
-           waiters.capacity() * sizeof(waiters[0]) + name.capacity();
+           waiters.capacity() * sizeof(waiters[0]) + name.capacity() + hooks;
   }
 };
 
