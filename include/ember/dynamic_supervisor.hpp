@@ -73,9 +73,11 @@ using start_result = gen_server::start_result<detail::server>;
 /// bad_argument for negative intensity or a period ≤ 0.
 start_result start_link(flags f = {});
 start_result start_link(gen_server::name n, flags f = {});
+start_result start_link(ember::via_name n, flags f = {});
 /// The same, not linked.
 start_result start(flags f = {});
 start_result start(gen_server::name n, flags f = {});
+start_result start(ember::via_name n, flags f = {});
 
 /// Start a child from its spec (the id is not used and may be empty).
 child_result start_child(const ref& sup, child_spec spec);

@@ -231,11 +231,15 @@ using start_result = gen_server::start_result<detail::static_server>;
 /// Start a supervisor linked to the caller, with its children (see the top
 /// of this file).  Throws bad_argument for a bad flag or spec (negative
 /// intensity, period ≤ 0, empty or repeated id, no start function).
+/// A name (gen_server::name, or a via_name: ember::via(registry, key))
+/// registers it as a gen_server's would.
 start_result start_link(flags f, std::vector<child_spec> children);
 start_result start_link(gen_server::name n, flags f, std::vector<child_spec> children);
+start_result start_link(ember::via_name n, flags f, std::vector<child_spec> children);
 /// The same, not linked to the caller.
 start_result start(flags f, std::vector<child_spec> children);
 start_result start(gen_server::name n, flags f, std::vector<child_spec> children);
+start_result start(ember::via_name n, flags f, std::vector<child_spec> children);
 
 /// Every child, in start order.
 std::vector<child_info> which_children(const ref& sup);

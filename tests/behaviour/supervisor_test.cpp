@@ -562,3 +562,20 @@ TEST_CASE("supervisor: misuse: bad flags and specs are bad_argument before anyth
   });
   REQUIRE_THROWS_AS(sup::start_link({}, {}), ember::not_in_process);
 }
+
+TEST_CASE("supervisor: a supervisor and a dynamic supervisor can be named by a via-name", "[supervisor]") {
+  in_process(2, [] {
+    ember::registry<std::string> reg(ember::registry_keys::unique);
+    auto s = sup::start_link(ember::via(reg, "top"), {}, {sup::worker<member>("a", ember::self(), "a")});
+    REQUIRE(s);
+    REQUIRE(reg.whereis("top") == s.pid());
+    REQUIRE(sup::which_children(ember::via(reg, "top")).size() == 1);
+    auto again = sup::start_link(ember::via(reg, "top"), {}, {});
+    REQUIRE(again.already_started());
+    REQUIRE(again.pid() == s.pid());
+    auto d = ember::dynamic_supervisor::start_link(ember::via(reg, "dyn"));
+    REQUIRE(d);
+    REQUIRE(ember::dynamic_supervisor::count_children(ember::via(reg, "dyn")).specs == 0);
+    REQUIRE_THROWS_AS(sup::start_link(gs::name{""}, {}, {}), ember::bad_argument);
+  });
+}

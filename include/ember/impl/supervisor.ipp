@@ -426,27 +426,32 @@ void validate_children(const std::vector<child_spec>& children) {
 }  // namespace detail
 
 namespace detail {
-/// Start supervisor server S (linked or not, named when n is not empty)
-/// after checking its flags and specs.
+/// Start supervisor server S (linked or not; named when n is not empty)
+/// after checking its flags.
 template <class S, bool Link, class... A>
-gen_server::start_result<S> start_server(gen_server::name n, const flags& f, A&&... args) {
+gen_server::start_result<S> start_server(ember::via_name n, const flags& f, A&&... args) {
   validate(f);
-  std::string label = n.value;
-  return gen_server::detail::start_impl<S, Link>(std::move(n.value), std::forward<A>(args)..., std::move(label));
+  std::string label = n ? n.to_string() : std::string();
+  return gen_server::detail::start_impl<S, Link>(std::move(n), std::forward<A>(args)..., std::move(label));
 }
+ember::via_name named(gen_server::name n, const char* op) { return gen_server::detail::checked_name(std::move(n), op); }
 }  // namespace detail
 
 start_result start_link(flags f, std::vector<child_spec> children) {
-  return start_link(gen_server::name{}, f, std::move(children));
+  return start_link(ember::via_name{}, f, std::move(children));
 }
 start_result start_link(gen_server::name n, flags f, std::vector<child_spec> children) {
+  return start_link(detail::named(std::move(n), "start_link"), f, std::move(children));
+}
+start_result start_link(ember::via_name n, flags f, std::vector<child_spec> children) {
   detail::validate_children(children);
   return detail::start_server<detail::static_server, true>(std::move(n), f, f, std::move(children));
 }
-start_result start(flags f, std::vector<child_spec> children) {
-  return start(gen_server::name{}, f, std::move(children));
-}
+start_result start(flags f, std::vector<child_spec> children) { return start(ember::via_name{}, f, std::move(children)); }
 start_result start(gen_server::name n, flags f, std::vector<child_spec> children) {
+  return start(detail::named(std::move(n), "start"), f, std::move(children));
+}
+start_result start(ember::via_name n, flags f, std::vector<child_spec> children) {
   detail::validate_children(children);
   return detail::start_server<detail::static_server, false>(std::move(n), f, f, std::move(children));
 }
@@ -585,12 +590,16 @@ namespace {
 supervisor::flags as_flags(const flags& f) { return {supervisor::one_for_one, f.intensity, f.period}; }
 }  // namespace
 
-start_result start_link(flags f) { return start_link(gen_server::name{}, f); }
+start_result start_link(flags f) { return start_link(ember::via_name{}, f); }
 start_result start_link(gen_server::name n, flags f) {
+  return start_link(supervisor::detail::named(std::move(n), "start_link"), f);
+}
+start_result start_link(ember::via_name n, flags f) {
   return supervisor::detail::start_server<detail::server, true>(std::move(n), as_flags(f), f);
 }
-start_result start(flags f) { return start(gen_server::name{}, f); }
-start_result start(gen_server::name n, flags f) {
+start_result start(flags f) { return start(ember::via_name{}, f); }
+start_result start(gen_server::name n, flags f) { return start(supervisor::detail::named(std::move(n), "start"), f); }
+start_result start(ember::via_name n, flags f) {
   return supervisor::detail::start_server<detail::server, false>(std::move(n), as_flags(f), f);
 }
 
