@@ -397,13 +397,16 @@ private:
 };
 
 /// One step of a server's life, called each time its process (re)enters
-/// the entry: runs handlers until the mailbox is empty, then hibernates.
+/// the entry: runs handlers until the mailbox is empty (false: hibernate)
+/// or the server ends (true: end() ran).
 template <class S>
 bool serve(state<S>& st, ember::detail::process* self);
 
+/// End the server: terminate (if run_terminate), answer the calls it owes,
+/// report.  st.stopping then holds the final reason (terminate may change
+/// it); the entry returns and the process exits with it.
 template <class S>
-[[noreturn]] void end(state<S>& st, ember::detail::process* self, exit_reason r, bool run_terminate,
-                      bool report) {
+void end(state<S>& st, ember::detail::process* self, exit_reason r, bool run_terminate, bool report) {
   if (run_terminate) {
     if constexpr (has_terminate<S>) {
       try {
@@ -418,7 +421,7 @@ template <class S>
   notify_exit(st.deferred, r);
   if (report) log_crash(self, st.name, st.last_message, r);
   st.ended = true;
-  throw ember::detail::exit_exception{std::move(r)};
+  st.stopping = std::move(r);
 }
 
 inline bool reason_is_clean(const exit_reason& r) {
@@ -431,6 +434,7 @@ bool serve(state<S>& st, ember::detail::process* self) {
     if (st.stopping) {
       exit_reason r = *st.stopping;
       end(st, self, std::move(r), true, !reason_is_clean(*st.stopping));
+      return true;
     }
     if (st.cont) {
       auto c = std::move(st.cont);
@@ -475,6 +479,7 @@ bool serve(state<S>& st, ember::detail::process* self) {
       // The parent's exit signal, trapped: stop with its reason (terminate runs).
       exit_reason r = ember::detail::payload<exit_message>(e).reason;
       end(st, self, std::move(r), true, false);
+      return true;
     } else {
       bool taken = false;
       if constexpr (requires { typename S::info; }) {
@@ -506,20 +511,27 @@ struct entry {
     if (!st && !boot(self)) return;  // init failed or name taken: the process ends normally
     try {
       ember::detail::spend_in(self, 0);  // a kill that came while it hibernated
-      if (!serve(*st, self)) self->hibernate_on_return = true;
+      if (!serve(*st, self)) {
+        self->hibernate_on_return = true;
+        return;
+      }
     } catch (ember::detail::exit_exception& e) {
-      if (st->ended) throw;  // end() already did the rest
-      // Killed (no terminate), an untrapped exit signal, or exit() in a handler.
-      if (!self->kill_pending.load(std::memory_order_relaxed))
-        end(*st, self, std::move(e.reason), true, !reason_is_clean(e.reason));
-      if (st->current) st->deferred.push_back(*st->current);
-      notify_exit(st->deferred, e.reason);
-      throw;
+      if (st->ended) throw;
+      if (self->kill_pending.load(std::memory_order_relaxed)) {
+        // Killed, or an exit signal it does not trap: no terminate.
+        if (st->current) st->deferred.push_back(*st->current);
+        notify_exit(st->deferred, e.reason);
+        throw;
+      }
+      // exit() in a handler: terminate runs.
+      end(*st, self, std::move(e.reason), true, !reason_is_clean(e.reason));
     } catch (const std::exception& e) {
       end(*st, self, exit_reason::error(e.what()), true, true);
     } catch (...) {
       end(*st, self, exit_reason::error("unknown exception (not derived from std::exception)"), true, true);
     }
+    // Ended: exit with the final reason without unwinding by exception.
+    self->w->exit_on_return = std::move(*st->stopping);
   }
 
   bool boot(ember::detail::process* self) {

@@ -124,6 +124,10 @@ EMBER_NOINLINE bool run_process_body(process* p) noexcept {
       p->hibernate_on_return = false;
       return false;
     }
+    if (std::optional<exit_reason>& x = p->w->exit_on_return) {
+      r = std::move(*x);
+      x.reset();
+    }
   } catch (exit_exception& e) {
     r = std::move(e.reason);
   } catch (const std::exception& e) {

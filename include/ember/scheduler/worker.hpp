@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -60,6 +61,11 @@ public:
   parker& park_handle() noexcept { return parker_; }
 
   // -- worker only ----------------------------------------------------------
+  /// Set by a process entry just before it returns to end its process with
+  /// this reason instead of `normal` (cheaper than throwing an
+  /// exit_exception through it).  Read and cleared by the worker right
+  /// after the entry returns, on the same thread.
+  std::optional<exit_reason> exit_on_return;
   /// Make p runnable here: into the LIFO slot (message wake-ups) or the back
   /// of the local queue (new and preempted processes).
   void push_lifo(process* p);
