@@ -1,0 +1,2 @@
+// examples/driver_timeout — placeholder.
+#include "support/support.hpp"

@@ -1,0 +1,2 @@
+// examples/rate_limiter — placeholder.
+#include "support/support.hpp"
