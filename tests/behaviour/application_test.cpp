@@ -174,7 +174,7 @@ void test_handler(int) { test_handler_calls.fetch_add(1); }
 
 }  // namespace
 
-TEST_CASE("application: SIGTERM stops the tree in reverse start order, terminate runs with shutdown; status 0",
+TEST_CASE("application: SIGTERM stops the tree in reverse start order, terminate runs with shutdown, status 0",
           "[application]") {
   check_tree_shutdown([] { std::raise(SIGTERM); }, "signal 15 (SIGTERM)");
 }
@@ -183,7 +183,7 @@ TEST_CASE("application: SIGINT does the same as SIGTERM", "[application]") {
   check_tree_shutdown([] { std::raise(SIGINT); }, "signal 2 (SIGINT)");
 }
 
-TEST_CASE("application: stop() from the application does the same; a second stop() changes nothing",
+TEST_CASE("application: stop() from the application does the same, a second stop() changes nothing",
           "[application]") {
   check_tree_shutdown(
       [] {
@@ -193,7 +193,7 @@ TEST_CASE("application: stop() from the application does the same; a second stop
       "ember::application::stop()");
 }
 
-TEST_CASE("application: stop() from another thread; false when no application runs", "[application]") {
+TEST_CASE("application: stop() from another thread, false when no application runs", "[application]") {
   CHECK_FALSE(app::stop());
   auto j = std::make_shared<journal>();
   std::promise<void> up;
@@ -238,7 +238,7 @@ TEST_CASE("application: a root that ends by itself ends the application: normal 
   CHECK(has(out2, "[error] application: root " + root_pid + " exited with reason disk on fire"));
 }
 
-TEST_CASE("application: a failed start returns 2 and logs the error; so does a start function that throws",
+TEST_CASE("application: a failed start returns 2 and logs the error, so does a start function that throws",
           "[application]") {
   std::ostringstream out;
   CHECK(app::run([] { return gs::start_link<no_config>(); }, logged(2, out)) == app::exit_status::start_failed);
@@ -251,7 +251,7 @@ TEST_CASE("application: a failed start returns 2 and logs the error; so does a s
   CHECK(has(out2, "[error] application: the root failed to start: bad flags"));
 }
 
-TEST_CASE("application: a root that ignores shutdown is killed after shutdown_timeout; status 3", "[application]") {
+TEST_CASE("application: a root that ignores shutdown is killed after shutdown_timeout, status 3", "[application]") {
   std::ostringstream out;
   app::options o = logged(2, out);
   o.shutdown_timeout = 50ms;  // the timeout under test
@@ -276,7 +276,7 @@ TEST_CASE("application: a root that ignores shutdown is killed after shutdown_ti
   CHECK(has(out, "[error] application: root " + root_pid + " was killed"));
 }
 
-TEST_CASE("application: a second signal during a slow shutdown kills the root at once; status 3", "[application]") {
+TEST_CASE("application: a second signal during a slow shutdown kills the root at once, status 3", "[application]") {
   std::ostringstream out;
   app::options o = logged(2, out);
   o.shutdown_timeout = 60s;  // far beyond the test: only the second signal can end the shutdown early
@@ -303,7 +303,7 @@ TEST_CASE("application: a second signal during a slow shutdown kills the root at
   CHECK_FALSE(has(out, "did not shut down within"));
 }
 
-TEST_CASE("application: shutdown_timeout 0 kills the root at once (no terminate); status 3", "[application]") {
+TEST_CASE("application: shutdown_timeout 0 kills the root at once (no terminate), status 3", "[application]") {
   std::ostringstream out;
   app::options o = logged(2, out);
   o.shutdown_timeout = 0ms;
@@ -369,7 +369,7 @@ TEST_CASE("application: the previous SIGINT/SIGTERM handlers and the signal mask
   CHECK(sigismember(&mask_after, SIGTERM) == sigismember(&mask_before, SIGTERM));
 }
 
-TEST_CASE("application: one run at a time (already_running); not from inside a process; shutdown_timeout range",
+TEST_CASE("application: one run at a time (already_running), not from inside a process, shutdown_timeout range",
           "[application]") {
   std::atomic<bool> refused{false};
   CHECK(app::run(

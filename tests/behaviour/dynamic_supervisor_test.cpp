@@ -65,7 +65,7 @@ void wait_down(ember::pid p, ember::exit_reason r) {
 
 }  // namespace
 
-TEST_CASE("dynamic_supervisor: start_child with the child's start arguments; which/count_children; "
+TEST_CASE("dynamic_supervisor: start_child with the child's start arguments, which/count_children, "
           "terminate_child by pid",
           "[dynamic_supervisor]") {
   in_process(2, [] {
@@ -130,7 +130,7 @@ TEST_CASE("dynamic_supervisor: max_children refuses the next child with a clear 
   });
 }
 
-TEST_CASE("dynamic_supervisor: a restarted child keeps its place and arguments; temporary and clean transient "
+TEST_CASE("dynamic_supervisor: a restarted child keeps its place and arguments, temporary and clean transient "
           "exits remove the child",
           "[dynamic_supervisor]") {
   in_process(2, [] {
@@ -216,7 +216,7 @@ TEST_CASE("dynamic_supervisor: on shutdown every child gets shutdown (all at onc
   });
 }
 
-TEST_CASE("dynamic_supervisor: misuse: bad flags are bad_argument; calls outside a process are not_in_process",
+TEST_CASE("dynamic_supervisor: misuse: bad flags are bad_argument, calls outside a process are not_in_process",
           "[dynamic_supervisor]") {
   in_process(1, [] {
     REQUIRE_THROWS_AS(dyn::start_link({.intensity = -1}), ember::bad_argument);

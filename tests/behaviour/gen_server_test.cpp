@@ -98,7 +98,7 @@ struct failing_init {
 };
 }  // namespace
 
-TEST_CASE("gen_server: call returns the handler's typed reply; cast and listed info messages reach their handlers",
+TEST_CASE("gen_server: call returns the handler's typed reply, cast and listed info messages reach their handlers",
           "[gen_server]") {
   in_process(2, [] {
     auto s = gs::start<counter>();
@@ -201,7 +201,7 @@ TEST_CASE("gen_server: call failures: timeout (late reply dropped), no process, 
   });
 }
 
-TEST_CASE("gen_server: a deferred reply answers later, from any process; a nested call from a handler works",
+TEST_CASE("gen_server: a deferred reply answers later, from any process, a nested call from a handler works",
           "[gen_server]") {
   in_process(2, [] {
     auto s = gs::start<counter>(nullptr, 5);
@@ -253,7 +253,7 @@ TEST_CASE("gen_server: terminate runs on stop, on a crash and on the parent's tr
   });
 }
 
-TEST_CASE("gen_server: after(t) delivers server_timeout when no message comes in time; then(c) runs "
+TEST_CASE("gen_server: after(t) delivers server_timeout when no message comes in time, then(c) runs "
           "handle_continue first",
           "[gen_server]") {
   auto clock = std::make_shared<ember::manual_clock>();

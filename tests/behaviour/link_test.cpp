@@ -278,7 +278,7 @@ TEST_CASE("links: spawn_link links before the child runs, so an immediate exit i
 
 // ---- exit(pid, reason) ---------------------------------------------------------
 
-TEST_CASE("exit signals: kill cannot be trapped; the target exits with killed and its links see killed",
+TEST_CASE("exit signals: kill cannot be trapped, the target exits with killed and its links see killed",
           "[links][exit]") {
   unsigned workers = GENERATE(1u, 2u, 4u);
   in_process(workers, [] {

@@ -326,7 +326,7 @@ TEST_CASE("registry: a control block reused by a new process does not inherit ke
 
 // ---- duplicate keys ---------------------------------------------------------
 
-TEST_CASE("registry: duplicate keys hold many processes; dispatch sends a copy to each", "[registry]") {
+TEST_CASE("registry: duplicate keys hold many processes, dispatch sends a copy to each", "[registry]") {
   unsigned workers = GENERATE(1u, 2u, 4u);
   in_process(workers, [] {
     str_registry topics(ember::registry_keys::duplicate, 4);
@@ -639,7 +639,7 @@ TEST_CASE("registry: lookups from plain threads while processes come and go", "[
 
 // ---- lifetime and misuse ----------------------------------------------------
 
-TEST_CASE("registry: a handle dropped while processes hold keys is safe; a via_name keeps the table",
+TEST_CASE("registry: a handle dropped while processes hold keys is safe, a via_name keeps the table",
           "[registry]") {
   in_process(2, [] {
     ember::pid p = ember::spawn(echo);

@@ -248,7 +248,7 @@ TEST_CASE("supervisor: restart types: permanent always, transient only after an 
 }
 
 TEST_CASE("supervisor: more than intensity restarts within period stop the supervisor with shutdown after "
-          "stopping its children; restarts older than period do not count",
+          "stopping its children, restarts older than period do not count",
           "[supervisor]") {
   auto clock = std::make_shared<ember::manual_clock>();
   auto o = ember_test::opts(1);
@@ -297,7 +297,7 @@ TEST_CASE("supervisor: intensity 0 lets no restart happen", "[supervisor]") {
   });
 }
 
-TEST_CASE("supervisor: shutdown waits the child's shutdown time, then kills it; brutal_kill kills at once",
+TEST_CASE("supervisor: shutdown waits the child's shutdown time, then kills it, brutal_kill kills at once",
           "[supervisor]") {
   auto clock = std::make_shared<ember::manual_clock>();
   auto o = ember_test::opts(1);
@@ -481,7 +481,7 @@ TEST_CASE("supervisor: restart_backoff delays restarts, doubling up to the cap, 
   REQUIRE(p.wait().is_normal());
 }
 
-TEST_CASE("supervisor: a supervisor child restarts with its own children; stopping the root stops the tree "
+TEST_CASE("supervisor: a supervisor child restarts with its own children, stopping the root stops the tree "
           "depth first in reverse order",
           "[supervisor]") {
   in_process(2, [] {
@@ -512,7 +512,7 @@ TEST_CASE("supervisor: a supervisor child restarts with its own children; stoppi
   });
 }
 
-TEST_CASE("supervisor: reports: the child's exit with id, pid, reason and action; the intensity reached",
+TEST_CASE("supervisor: reports: the child's exit with id, pid, reason and action, the intensity reached",
           "[supervisor]") {
   auto lines = std::make_shared<std::ostringstream>();
   auto o = ember_test::opts(2);

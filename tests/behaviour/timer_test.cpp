@@ -777,8 +777,8 @@ TEMPLATE_TEST_CASE("timers: when copying the message throws, the exception propa
 
 // ---- arguments and misuse ------------------------------------------------------------
 
-TEST_CASE("timers: delays outside 0..max_timer_delay are bad_argument; starting outside a process is "
-          "not_in_process; cancel/read work from any thread",
+TEST_CASE("timers: delays outside 0..max_timer_delay are bad_argument, starting outside a process is "
+          "not_in_process, cancel/read work from any thread",
           "[timer]") {
   SECTION("bad delays and names") {
     in_process(1, [] {
@@ -1161,7 +1161,7 @@ TEST_CASE("timers: a million timers started and cancelled leave nothing behind",
 
 // ---- far deadlines ---------------------------------------------------------------------
 
-TEST_CASE("manual clock: a receive timeout of 800 days (beyond the wheel's 2.2-year turn) ends exactly then; one "
+TEST_CASE("manual clock: a receive timeout of 800 days (beyond the wheel's 2.2-year turn) ends exactly then, one "
           "beyond max_receive_timeout never does",
           "[timer]") {
   using days = std::chrono::duration<std::int64_t, std::ratio<86400>>;
