@@ -3,9 +3,11 @@
 #include "ember/ember.hpp"
 
 #include "ember/impl/call.ipp"
+#include "ember/impl/deliver.ipp"
 #include "ember/impl/envelope_pool.ipp"
 #include "ember/impl/fast_clock.ipp"
 #include "ember/impl/gen_server.ipp"
+#include "ember/impl/heap.ipp"
 #include "ember/impl/application.ipp"
 #include "ember/impl/registry.ipp"
 #include "ember/impl/supervisor.ipp"

@@ -24,3 +24,6 @@
 #include "ember/supervisor.hpp"
 #include "ember/dynamic_supervisor.hpp"
 #include "ember/application.hpp"
+#include "ember/binary.hpp"
+#include "ember/heap.hpp"
+#include "ember/limits.hpp"

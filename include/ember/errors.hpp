@@ -110,5 +110,12 @@ class bad_request : public call_error {
 public:
   using call_error::call_error;
 };
+/// The server's mailbox is bounded and full (spawn_options::mailbox): the
+/// request was refused or dropped without being handled.  Load shedding:
+/// the caller learns at once instead of queueing behind the backlog.
+class call_refused : public call_error {
+public:
+  using call_error::call_error;
+};
 
 }  // namespace ember

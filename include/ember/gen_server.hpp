@@ -51,6 +51,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,6 +63,7 @@
 
 #include "ember/detail/call.hpp"
 #include "ember/errors.hpp"
+#include "ember/heap.hpp"
 #include "ember/names.hpp"
 #include "ember/receive.hpp"
 #include "ember/send.hpp"
@@ -286,6 +288,19 @@ struct state {
 struct timeout_tick {
   std::uint64_t seq;
 };
+}  // namespace detail
+}  // namespace ember::gen_server
+// The behaviour's own messages are system messages: a mailbox bound never
+// drops a stop request, the start acknowledgement (the starter may be
+// bounded) or the server's idle timeout.
+template <>
+inline constexpr bool ember::detail::system_message_v<ember::gen_server::detail::stop_body> = true;
+template <>
+inline constexpr bool ember::detail::system_message_v<ember::gen_server::detail::start_ack> = true;
+template <>
+inline constexpr bool ember::detail::system_message_v<ember::gen_server::detail::timeout_tick> = true;
+namespace ember::gen_server {
+namespace detail {
 
 template <class T>
 inline constexpr bool is_types = false;
@@ -504,7 +519,7 @@ struct entry {
     std::tuple<A...> args;
   };
   std::unique_ptr<boot_data> boot_;
-  std::unique_ptr<state<S>> st;
+  ember::heap_ptr<state<S>> st;  // in the server's heap
 
   void operator()() {
     ember::detail::process* self = ember::detail::this_process();
@@ -552,10 +567,20 @@ struct entry {
       return false;
     };
     try {
-      st = std::make_unique<state<S>>();
+      st = ember::make_on_heap<state<S>>();
       st->parent = b.starter;
       if (b.name) st->name = b.name.to_string();
-      std::apply([&](auto&... a) { st->obj.emplace(std::move(a)...); }, b.args);
+      if constexpr (std::uses_allocator_v<S, std::pmr::polymorphic_allocator<std::byte>>) {
+        // A state that takes a std::pmr allocator gets the heap's.
+        std::apply(
+            [&](auto&... a) {
+              std::apply([&](auto&&... ca) { st->obj.emplace(std::forward<decltype(ca)>(ca)...); },
+                         std::uses_allocator_construction_args<S>(ember::heap_allocator(), std::move(a)...));
+            },
+            b.args);
+      } else {
+        std::apply([&](auto&... a) { st->obj.emplace(std::move(a)...); }, b.args);
+      }
       if constexpr (requires(S& s) { s.init(); }) {
         using R = decltype(st->obj->init());
         if constexpr (std::is_void_v<R>) {
@@ -637,16 +662,27 @@ struct name {
   std::string value;
 };
 
+/// start/start_link's first argument when the server needs spawn options
+/// (a mailbox bound, a heap cap, a stack size), with or without a name:
+///   gen_server::start_link<limiter>(gen_server::options{.via = ember::via(reg, key),
+///                                   .spawn = {.mailbox = {1000, ember::overflow::refuse}}}, key);
+/// At most one of name and via.
+struct options {
+  std::string name;        // a registered name ("": none)
+  ember::via_name via;     // or a via_name (empty: none)
+  spawn_options spawn;
+};
+
 namespace detail {
 template <class S, bool Link, class... A>
-start_result<S> start_impl(ember::via_name nm, A&&... args) {
+start_result<S> start_impl(ember::via_name nm, const spawn_options& so, A&&... args) {
   ember::detail::process* self = ember::detail::current_or_throw(Link ? "gen_server::start_link" : "gen_server::start");
   using E = entry<S, std::decay_t<A>...>;
   const std::uint64_t ref = ++self->call_seq;
   E e;
   e.boot_ = std::make_unique<typename E::boot_data>(
       typename E::boot_data{self->self_pid(), ref, std::move(nm), std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)});
-  const ember::pid child = Link ? ember::spawn_link(std::move(e)) : ember::spawn(std::move(e));
+  const ember::pid child = Link ? ember::spawn_link(std::move(e), so) : ember::spawn(std::move(e), so);
   const ember::monitor_ref m = ember::monitor(child);
   auto r = ember::receive(
       ember::when([ref](const start_ack& a) { return a.ref == ref; },
@@ -667,7 +703,15 @@ start_result<S> start_impl(ember::via_name nm, A&&... args) {
 template <class S, bool Link, class... A>
 start_result<S> start_impl(std::string nm, A&&... args) {
   ember::via_name v = nm.empty() ? ember::via_name() : ember::via_name(std::make_shared<const local_name>(std::move(nm)));
-  return start_impl<S, Link>(std::move(v), std::forward<A>(args)...);
+  return start_impl<S, Link>(std::move(v), spawn_options{}, std::forward<A>(args)...);
+}
+
+/// The name an options value gives (bad_argument when it gives two).
+inline ember::via_name checked_name(const options& o, const char* op) {
+  if (!o.name.empty() && o.via)
+    throw bad_argument(std::string("ember::gen_server::") + op + ": options give both a name and a via_name");
+  if (o.via) return o.via;
+  return o.name.empty() ? ember::via_name() : ember::via_name(std::make_shared<const local_name>(o.name));
 }
 
 /// The name start takes it under (bad_argument when empty).
@@ -685,29 +729,38 @@ inline ember::via_name checked_name(ember::via_name n, const char* op) {
 /// Process context.  Waits until init is done.
 template <class S, class... A>
 start_result<S> start(A&&... args) {
-  return detail::start_impl<S, false>(ember::via_name(), std::forward<A>(args)...);
+  return detail::start_impl<S, false>(ember::via_name(), spawn_options{}, std::forward<A>(args)...);
 }
 template <class S, class... A>
 start_result<S> start(name n, A&&... args) {
-  return detail::start_impl<S, false>(detail::checked_name(std::move(n), "start"), std::forward<A>(args)...);
+  return detail::start_impl<S, false>(detail::checked_name(std::move(n), "start"), spawn_options{}, std::forward<A>(args)...);
 }
 /// start, registering the server under a via_name (ember::via(registry, key)).
 template <class S, class... A>
 start_result<S> start(ember::via_name n, A&&... args) {
-  return detail::start_impl<S, false>(detail::checked_name(std::move(n), "start"), std::forward<A>(args)...);
+  return detail::start_impl<S, false>(detail::checked_name(std::move(n), "start"), spawn_options{}, std::forward<A>(args)...);
+}
+/// start with spawn options (and optionally a name).
+template <class S, class... A>
+start_result<S> start(options o, A&&... args) {
+  return detail::start_impl<S, false>(detail::checked_name(o, "start"), o.spawn, std::forward<A>(args)...);
 }
 /// start, linked to the caller (the caller is the server's parent).
 template <class S, class... A>
 start_result<S> start_link(A&&... args) {
-  return detail::start_impl<S, true>(ember::via_name(), std::forward<A>(args)...);
+  return detail::start_impl<S, true>(ember::via_name(), spawn_options{}, std::forward<A>(args)...);
 }
 template <class S, class... A>
 start_result<S> start_link(name n, A&&... args) {
-  return detail::start_impl<S, true>(detail::checked_name(std::move(n), "start_link"), std::forward<A>(args)...);
+  return detail::start_impl<S, true>(detail::checked_name(std::move(n), "start_link"), spawn_options{}, std::forward<A>(args)...);
+}
+template <class S, class... A>
+start_result<S> start_link(options o, A&&... args) {
+  return detail::start_impl<S, true>(detail::checked_name(o, "start_link"), o.spawn, std::forward<A>(args)...);
 }
 template <class S, class... A>
 start_result<S> start_link(ember::via_name n, A&&... args) {
-  return detail::start_impl<S, true>(detail::checked_name(std::move(n), "start_link"), std::forward<A>(args)...);
+  return detail::start_impl<S, true>(detail::checked_name(std::move(n), "start_link"), spawn_options{}, std::forward<A>(args)...);
 }
 
 /// Ask the server for req and wait for its answer (see the top of this file
@@ -733,7 +786,14 @@ detail::reply_t<S, Req> call(const server<S>& to, Req&& req, std::chrono::millis
                                   &detail::dispatch_call<S, V>, typeid(V).name(), self->self_pid(), ref,
                                   ember::detail::type_tag<R>()},
       std::forward<Req>(req));
-  if (!ember::detail::post(p, e)) throw call_noproc("ember::gen_server::call: the server is not alive");
+  switch (ember::detail::post(p, e)) {
+    case ember::detail::delivery::sent: break;
+    case ember::detail::delivery::closed: throw call_noproc("ember::gen_server::call: the server is not alive");
+    case ember::detail::delivery::dropped:
+    case ember::detail::delivery::refused:
+      throw call_refused(fmt::format("ember::gen_server::call: the server {}{}{}'s mailbox is full ({} messages)", p,
+                                     to.describe().empty() ? "" : " ", to.describe(), p.block()->mbox.capacity()));
+  }
   ember::detail::spend_in(self, 1);
   ember::detail::envelope* r =
       detail::await_reply(self, ref, timeout.count() < 0 ? -1 : std::int64_t(timeout.count()) * 1000000);

@@ -52,12 +52,12 @@ bool unregister_name(std::string_view name);
 /// Send to the process registered under `name`; throws no_such_name when
 /// none is.
 template <class T>
-void send(std::string_view name, T&& msg) {
-  ember::send(detail::current_or_throw("send")->rt->names().resolve(name), std::forward<T>(msg));
+send_result send(std::string_view name, T&& msg) {
+  return ember::send(detail::current_or_throw("send")->rt->names().resolve(name), std::forward<T>(msg));
 }
 template <class T>
-void send(const char* name, T&& msg) {
-  ember::send(std::string_view(name), std::forward<T>(msg));
+send_result send(const char* name, T&& msg) {
+  return ember::send(std::string_view(name), std::forward<T>(msg));
 }
 
 /// A name held by a name service other than the runtime's name table.
@@ -105,11 +105,11 @@ private:
 /// none does, bad_argument for the empty via_name.  From the threads the
 /// name's service allows (any thread, for a registry key).
 template <class T>
-void send(const via_name& name, T&& msg) {
+send_result send(const via_name& name, T&& msg) {
   if (!name) throw bad_argument("ember::send: the via_name is empty");
   const pid p = name.whereis();
   if (p.is_null()) throw no_such_name(name.to_string());
-  ember::send(p, std::forward<T>(msg));
+  return ember::send(p, std::forward<T>(msg));
 }
 
 }  // namespace ember

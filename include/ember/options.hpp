@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <memory>
 
 namespace spdlog {
@@ -27,6 +29,39 @@ inline constexpr std::size_t default_stack_size = 64 * 1024;
 inline constexpr std::size_t min_stack_size = 16 * 1024;
 inline constexpr std::size_t max_stack_size = std::size_t{1} << 30;  // 1 GiB
 
+/// What a bounded mailbox does with an ordinary message that finds it full
+/// (see mailbox_bound).
+enum class overflow : unsigned char {
+  drop_newest,  // the new message is dropped; send returns send_result::dropped
+  drop_oldest,  // the oldest ordinary messages give way to the new one
+  refuse,       // the new message is dropped; send returns send_result::refused
+  kill,         // the receiver is killed (reason: mailbox_overflow)
+};
+
+/// A bound on a process's mailbox.  Only ordinary messages count against it
+/// and only they are ever dropped: exit signals, monitors' `down` messages,
+/// replies to the process's own calls and gen_server stop requests always
+/// get through.  capacity 0 means unbounded; at most max_mailbox_capacity.
+struct mailbox_bound {
+  std::size_t capacity = 0;
+  overflow policy = overflow::refuse;
+};
+inline constexpr std::size_t max_mailbox_capacity = (std::size_t{1} << 31) - 1;
+
+/// A max_heap_size that means "no cap" (spawn_options: even when the
+/// runtime has a default cap).
+inline constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
+
+/// OTP's long_message_queue monitor: a warning is logged (and the hook
+/// called) when a mailbox reaches `enable` messages; it is not reported
+/// again until the mailbox has gone down to `disable` (default enable / 2).
+/// enable 0 turns it off.  enable is at most 65,535 (queue lengths beyond
+/// are a lower bound until the process next receives).
+struct long_message_queue {
+  std::size_t enable = 0;
+  std::size_t disable = 0;
+};
+
 struct runtime_options {
   /// Worker threads; 0 means one per core (std::thread::hardware_concurrency).
   /// At most 1024.
@@ -43,11 +78,22 @@ struct runtime_options {
   /// system clock.  With one, the runtime runs a single worker (workers
   /// must be 0 or 1).
   std::shared_ptr<manual_clock> clock;
+  /// The cap on each process's private heap (see heap.hpp) unless its spawn
+  /// options say otherwise: a process whose heap would grow past it is
+  /// killed with reason max_heap_size_exceeded.  0: no cap.
+  std::size_t max_heap_size = 0;
+  /// Report mailboxes that pass a length (see long_message_queue).
+  ember::long_message_queue long_message_queue;
 };
 
 struct spawn_options {
   /// Usable stack size for this process; 0 means the runtime's default.
   std::size_t stack_size = 0;
+  /// Bound on the mailbox; capacity 0 (the default) means unbounded.
+  mailbox_bound mailbox;
+  /// Cap on the process's private heap in bytes; 0 means the runtime's
+  /// default (runtime_options::max_heap_size), ember::unlimited no cap.
+  std::size_t max_heap_size = 0;
 };
 
 }  // namespace ember

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/options.hpp"
 #include "ember/pid.hpp"
 
 namespace ember {
@@ -34,8 +35,21 @@ struct process_snapshot {
   /// Messages queued, matched or not (exact while fewer than 65,535 wait
   /// unread in the inbox; a lower bound beyond).
   std::size_t message_queue_len = 0;
+  /// Bytes of the queued messages the process has taken into its queue
+  /// (each receive takes all that have arrived): every envelope with its
+  /// value; not what a value points to (a string's buffer, a vector's
+  /// elements, a shared binary).  Messages that arrived since its last
+  /// receive are in message_queue_len only.
+  std::size_t message_queue_bytes = 0;
+  /// Bytes its private heap holds from the system (heap.hpp; 0 before first
+  /// use), and the heap's cap (0: none).
+  std::size_t heap_size = 0;
+  std::size_t max_heap_size = 0;
+  /// Its mailbox bound (capacity 0: unbounded).
+  mailbox_bound mailbox;
   /// Bytes held: control block, stack (as reserved; none before the
-  /// process first runs, nor while it hibernates), signal state.
+  /// process first runs, nor while it hibernates), signal state, heap,
+  /// queued messages (message_queue_bytes).
   std::size_t memory = 0;
   /// Reductions spent so far (send, receive, spawn, checkpoint, ...).
   std::uint64_t reductions = 0;

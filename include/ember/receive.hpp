@@ -128,7 +128,7 @@ std::chrono::nanoseconds receive_timeout_of(std::chrono::duration<Rep, Period> d
 /// Destroys an envelope when the clause that took it returns or throws.
 struct envelope_guard {
   envelope* e;
-  ~envelope_guard() { e->destroy(e); }
+  ~envelope_guard() { free_envelope(e); }
 };
 
 /// Make the calling process wait for a message, or until deadline_ns (on
@@ -230,8 +230,8 @@ auto receive(Cs&&... clauses) {
   detail::mailbox& mb = self->mbox;
   detail::spend_in(self, 1);  // notices a pending kill
   const std::uint64_t serial = self->serial.load(std::memory_order_relaxed);
-  mb.drain_inbox();
   detail::envelope* prev = nullptr;
+  mb.drain_inbox(prev);
   detail::envelope* e = mb.first();
   std::int64_t deadline = -1;
   detail::receive_timer timer;  // cancelled however receive returns
@@ -246,7 +246,7 @@ auto receive(Cs&&... clauses) {
       prev = e;
       e = e->next;
     }
-    if (mb.drain_inbox()) {
+    if (mb.drain_inbox(prev)) {
       e = prev ? prev->next : mb.first();
       continue;
     }
@@ -265,7 +265,7 @@ auto receive(Cs&&... clauses) {
     } else {
       detail::wait_for_message(self, -1, timer.ref);
     }
-    mb.drain_inbox();
+    mb.drain_inbox(prev);
     e = prev ? prev->next : mb.first();
   }
 }

@@ -84,6 +84,10 @@ public:
   [[nodiscard]] const runtime_options& options() const noexcept { return core_->options(); }
   /// Number of live processes.
   [[nodiscard]] std::size_t process_count() const noexcept { return core_->live(); }
+  /// Private heaps alive now, and the bytes they hold from the system
+  /// (heap.hpp).  Both are 0 once every process that used one has ended.
+  [[nodiscard]] std::size_t heaps() const noexcept { return core_->heaps(); }
+  [[nodiscard]] std::size_t heap_bytes() const noexcept { return core_->heap_bytes(); }
   /// A snapshot of every live pid.
   [[nodiscard]] std::vector<pid> processes() const { return core_->processes(); }
 
@@ -93,8 +97,8 @@ public:
   [[nodiscard]] std::optional<pid> whereis(std::string_view name) const { return core_->names().whereis(name); }
   /// Send to a registered name from any thread; throws no_such_name.
   template <class T>
-  void send(std::string_view name, T&& msg) {
-    ember::send(core_->names().resolve(name), std::forward<T>(msg));
+  send_result send(std::string_view name, T&& msg) {
+    return ember::send(core_->names().resolve(name), std::forward<T>(msg));
   }
 
   detail::runtime_core& core() noexcept { return *core_; }

@@ -16,7 +16,7 @@ std::vector<int> drain_all(mailbox& mb) {
   while (envelope* e = mb.first()) {
     out.push_back(value_of(e));
     mb.unlink(nullptr, e);
-    e->destroy(e);
+    free_envelope(e);
   }
   return out;
 }
@@ -76,7 +76,7 @@ TEST_CASE("mailbox: concurrent senders, per-sender order, one wake per block", "
       CHECK(v % per > last[s]);
       last[s] = v % per;
       mb.unlink(nullptr, e);
-      e->destroy(e);
+      free_envelope(e);
       ++got;
     }
     if (got < senders * per && mb.block()) {

@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ember/detail/deliver.hpp"
 #include "ember/detail/runtime_core.hpp"
 #include "ember/exit_reason.hpp"
 #include "ember/mailbox/envelope.hpp"
@@ -45,7 +46,7 @@ struct request_head {
   const void* reply_type = nullptr; // call: type_tag<R>() of the answer expected
 };
 
-enum class reply_status : std::uint8_t { ok, exited, bad_request };
+enum class reply_status : std::uint8_t { ok, exited, bad_request, refused };
 
 struct reply_head {
   std::uint64_t ref = 0;
@@ -58,6 +59,11 @@ struct reply_body {
   reply_head head;
   R value;
 };
+// Replies are system messages: a mailbox bound never drops them.
+template <>
+inline constexpr bool system_message_v<reply_head> = true;
+template <class R>
+inline constexpr bool system_message_v<reply_body<R>> = true;
 
 template <class Body>
 Body& body_of(envelope* e) noexcept {
@@ -82,22 +88,18 @@ envelope* make_request(std::uint64_t serial, A&&... a) {
   return e;
 }
 
-/// Push e into to's mailbox (waking it if it was blocked); false, with e
-/// destroyed, when to is not alive.  Any thread.
-inline bool post(const ember::pid& to, envelope* e) noexcept {
+/// Deliver e to `to` (waking it if it was blocked; its mailbox bound
+/// applies to calls and casts): closed, with e destroyed, when to is not
+/// alive.  Any thread.
+inline delivery post(const ember::pid& to, envelope* e) noexcept {
   process* p = to.block();
   // ordering: acquire pairs with the release that published the serial.
   if (!p || p->serial.load(std::memory_order_acquire) != to.serial()) {
-    e->destroy(e);
-    return false;
+    free_envelope(e);
+    return delivery::closed;
   }
   e->serial = to.serial();
-  switch (p->mbox.push(e)) {  // a closed mailbox destroys e
-    case mailbox::push_result::closed: return false;
-    case mailbox::push_result::woke_owner: p->rt->wake(p); return true;
-    case mailbox::push_result::queued: return true;
-  }
-  return true;
+  return deliver(p, e);
 }
 
 /// Deliver a reply envelope to its caller if the caller still waits for

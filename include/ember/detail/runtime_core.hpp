@@ -116,6 +116,22 @@ public:
   std::size_t default_stack_class() const noexcept { return default_class_; }
   std::size_t live() const noexcept { return std::size_t(live_.load(std::memory_order_acquire)); }
 
+  // -- memory -----------------------------------------------------------------
+  /// Process heaps: opened, closed (with the bytes they held), grown or
+  /// shrunk.  Any thread (relaxed counters).
+  void heap_opened() noexcept { heaps_.fetch_add(1, std::memory_order_relaxed); }
+  void heap_closed(std::size_t bytes) noexcept {
+    heaps_.fetch_sub(1, std::memory_order_relaxed);
+    heap_bytes_.fetch_sub(std::int64_t(bytes), std::memory_order_relaxed);
+  }
+  void heap_grew(std::int64_t d) noexcept { heap_bytes_.fetch_add(d, std::memory_order_relaxed); }
+  [[nodiscard]] std::size_t heaps() const noexcept { return std::size_t(heaps_.load(std::memory_order_relaxed)); }
+  [[nodiscard]] std::size_t heap_bytes() const noexcept {
+    return std::size_t(heap_bytes_.load(std::memory_order_relaxed));
+  }
+  /// Log that p's mailbox reached `len` messages (threshold `enable`).
+  void long_queue_report(process* p, std::size_t len, std::size_t enable) noexcept;
+
   /// A fresh monitor id, unique within this runtime.
   std::uint64_t next_monitor_id() noexcept { return monitor_ids_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -172,6 +188,8 @@ private:
   std::atomic<std::uint64_t> serial_{1};
   std::atomic<std::int64_t> live_{0};
   std::atomic<std::uint64_t> monitor_ids_{1};
+  std::atomic<std::int64_t> heaps_{0};
+  std::atomic<std::int64_t> heap_bytes_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> shutdown_{false};
   std::mutex stop_call_mu_;  // held through stop(); guards stopped_

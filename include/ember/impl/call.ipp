@@ -13,10 +13,16 @@ void deliver_reply(const ember::pid& caller, std::uint64_t ref, envelope* e) noe
   // reply when it next scans its mailbox (discard_internal).
   process* p = caller.block();
   if (p && p->call_ref.load(std::memory_order_acquire) != ref) {
-    e->destroy(e);
+    free_envelope(e);
     return;
   }
   post(caller, e);
+}
+
+void dropped_by_bound(envelope* e) noexcept {
+  if (e->tag != request_tag()) return;
+  const request_head& h = head_of<request_head>(e);
+  if (h.kind == request_kind::call) fail_request(h, reply_status::refused, exit_reason{});
 }
 
 void fail_request(const request_head& h, reply_status status, const exit_reason& reason) noexcept {

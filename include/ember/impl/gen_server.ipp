@@ -53,7 +53,8 @@ envelope* take_next(process* self) {
   for (;;) {
     envelope* e = mb.first();
     if (!e) {
-      if (!mb.drain_inbox()) return nullptr;
+      envelope* none = nullptr;
+      if (!mb.drain_inbox(none)) return nullptr;
       continue;
     }
     if (ember::detail::discard_if_internal(self, serial, nullptr, e)) continue;
@@ -65,8 +66,8 @@ envelope* take_next(process* self) {
 envelope* await_reply(process* self, std::uint64_t ref, std::int64_t timeout_ns) {
   ember::detail::mailbox& mb = self->mbox;
   const std::uint64_t serial = self->serial.load(std::memory_order_relaxed);
-  mb.drain_inbox();
   envelope* prev = nullptr;
+  mb.drain_inbox(prev);
   envelope* e = mb.first();
   std::int64_t deadline = -1;
   ember::detail::receive_timer timer;
@@ -84,7 +85,7 @@ envelope* await_reply(process* self, std::uint64_t ref, std::int64_t timeout_ns)
       prev = e;
       e = e->next;
     }
-    if (mb.drain_inbox()) {
+    if (mb.drain_inbox(prev)) {
       e = prev ? prev->next : mb.first();
       continue;
     }
@@ -96,7 +97,7 @@ envelope* await_reply(process* self, std::uint64_t ref, std::int64_t timeout_ns)
     } else {
       ember::detail::wait_for_message(self, -1, timer.ref);
     }
-    mb.drain_inbox();
+    mb.drain_inbox(prev);
     e = prev ? prev->next : mb.first();
   }
 }
@@ -105,6 +106,8 @@ void throw_call_failure(const char* what, envelope* e, const ember::pid& to) {
   const auto& h = ember::detail::head_of<ember::detail::reply_head>(e);
   if (h.status == ember::detail::reply_status::bad_request)
     throw bad_request(std::string(what) + ": " + h.reason.text());
+  if (h.status == ember::detail::reply_status::refused)
+    throw call_refused(fmt::format("{}: the server {} dropped the request: its mailbox is full", what, to));
   if (h.reason.what() == exit_reason::kind::noproc)
     throw call_noproc(fmt::format("{}: the server {} is not alive", what, to));
   throw call_exited(fmt::format("{}: the server {} exited", what, to), h.reason);

@@ -31,6 +31,15 @@ runtime_options validated(runtime_options o) {
     throw invalid_option(fmt::format(
         "runtime_options::stack_size = {} bytes: must be between {} and {} bytes", o.stack_size,
         min_stack_size, max_stack_size));
+  if (o.max_heap_size == unlimited) o.max_heap_size = 0;
+  const long_message_queue& lq = o.long_message_queue;
+  if (lq.enable > 65535)
+    throw invalid_option(fmt::format(
+        "runtime_options::long_message_queue.enable = {}: at most 65535 (0 turns the report off)", lq.enable));
+  if (lq.enable != 0 && lq.disable >= lq.enable)
+    throw invalid_option(fmt::format(
+        "runtime_options::long_message_queue.disable = {}: must be below enable ({}); 0 means enable / 2",
+        lq.disable, lq.enable));
   return o;
 }
 }  // namespace
@@ -59,6 +68,12 @@ runtime_core::~runtime_core() {
 }
 
 process* runtime_core::prepare_spawn(const spawn_options& o, const char* what) {
+  if (o.mailbox.capacity > max_mailbox_capacity)
+    throw invalid_option(fmt::format("spawn_options::mailbox.capacity = {}: at most {} (0: unbounded)",
+                                     o.mailbox.capacity, max_mailbox_capacity));
+  if (unsigned(o.mailbox.policy) > unsigned(overflow::kill))
+    throw invalid_option(fmt::format("spawn_options::mailbox.policy = {}: not an ember::overflow",
+                                     unsigned(o.mailbox.policy)));
   std::size_t cls = default_class_;
   if (o.stack_size != 0) {
     if (o.stack_size < min_stack_size || o.stack_size > max_stack_size)
@@ -83,6 +98,8 @@ process* runtime_core::prepare_spawn(const spawn_options& o, const char* what) {
     throw;
   }
   p->stack_class = cls;
+  p->bound = o.mailbox;
+  p->heap_limit = o.max_heap_size == 0 ? opts_.max_heap_size : o.max_heap_size == unlimited ? 0 : o.max_heap_size;
   return p;
 }
 
@@ -98,7 +115,7 @@ void runtime_core::abandon_spawn(process* p) {
 
 ember::pid runtime_core::assign_serial(process* p) {
   std::uint64_t s = next_serial();
-  p->mbox.open();
+  p->mbox.open(p->bound, opts_.long_message_queue);
   p->kill_pending.store(false, std::memory_order_relaxed);
   p->reductions.store(0, std::memory_order_relaxed);
   p->status.store(process_status::runnable, std::memory_order_relaxed);
@@ -289,6 +306,21 @@ void runtime_core::advance_done() {
   adv_target_.store(-1, std::memory_order_release);
   adv_done_ = true;
   adv_cv_.notify_all();
+}
+
+void runtime_core::long_queue_report(process* p, std::size_t len, std::size_t enable) noexcept {
+  try {
+    std::string name;
+    const ember::pid who = p->self_pid();
+    {
+      std::lock_guard lk(p->hooks_lock);
+      if (p->sig) name = p->sig->name;
+    }
+    logger_->warn("long message queue: process {}{}{} has {} messages (threshold {})", who,
+                  name.empty() ? "" : " ", name, len, enable);
+  } catch (...) {
+    // A failing log sink must not fail the send.
+  }
 }
 
 void runtime_core::crash_report(ember::pid p, const exit_reason& r) {

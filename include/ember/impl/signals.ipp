@@ -16,6 +16,7 @@
 #include "ember/detail/runtime_core.hpp"
 #include "ember/detail/signals.hpp"
 #include "ember/errors.hpp"
+#include "ember/heap.hpp"
 #include "ember/names.hpp"
 #include "ember/process_info.hpp"
 #include "ember/receive.hpp"
@@ -313,7 +314,7 @@ bool demonitor(const monitor_ref& ref, bool flush) {
     for (detail::envelope* e = mb.first(); e; prev = e, e = e->next) {
       if (e->tag == detail::type_tag<down>() && detail::payload<down>(e).ref.id == ref.id) {
         mb.unlink(prev, e);
-        e->destroy(e);
+        free_envelope(e);
         break;
       }
     }
@@ -367,6 +368,16 @@ std::optional<process_snapshot> process_info(pid t) {
     if (q->hooks_closed || q->kill_pending.load(std::memory_order_relaxed))
       s.status = process_status::exiting;
     s.message_queue_len = q->mbox.length();
+    s.message_queue_bytes = q->mbox.saved_bytes();
+    s.mailbox = q->bound;
+    s.max_heap_size = q->heap_limit;
+    // ordering: acquire pairs with the release that published the heap;
+    // the heap is freed only after the serial is cleared under this lock.
+    if (const process_heap* h = q->heap.load(std::memory_order_acquire)) {
+      s.heap_size = h->bytes();
+      s.memory += sizeof(process_heap) + s.heap_size;
+    }
+    s.memory += s.message_queue_bytes;
     s.reductions = q->reductions.load(std::memory_order_relaxed);
   }
   s.initial_call = detail::demangle(entry);

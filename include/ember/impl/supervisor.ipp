@@ -432,7 +432,7 @@ template <class S, bool Link, class... A>
 gen_server::start_result<S> start_server(ember::via_name n, const flags& f, A&&... args) {
   validate(f);
   std::string label = n ? n.to_string() : std::string();
-  return gen_server::detail::start_impl<S, Link>(std::move(n), std::forward<A>(args)..., std::move(label));
+  return gen_server::detail::start_impl<S, Link>(std::move(n), spawn_options{}, std::forward<A>(args)..., std::move(label));
 }
 ember::via_name named(gen_server::name n, const char* op) { return gen_server::detail::checked_name(std::move(n), op); }
 }  // namespace detail

@@ -62,7 +62,7 @@ bool discard_internal(process* self, envelope* prev, envelope* e) {
     if (waiting != 0 && head_of<reply_head>(e).ref == waiting) return false;
   }
   self->mbox.unlink(prev, e);
-  e->destroy(e);
+  free_envelope(e);
   check_kill(self);
   return true;
 }

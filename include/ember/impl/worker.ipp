@@ -22,8 +22,10 @@
 #include <exception>
 
 #include "ember/detail/call.hpp"
+#include "ember/detail/deliver.hpp"
 #include "ember/detail/runtime_core.hpp"
 #include "ember/detail/signals.hpp"
+#include "ember/heap.hpp"
 #include "ember/scheduler/worker.hpp"
 
 namespace ember::detail {
@@ -315,7 +317,9 @@ void worker::fire(timer_node* n) {
         n->msg = nullptr;
         e->serial = serial;
       }
-      if (p->mbox.push(e) == mailbox::push_result::woke_owner) {
+      if (EMBER_UNLIKELY(p->mbox.watched())) {
+        deliver_watched(p, e);  // its bound applies; it wakes p
+      } else if (p->mbox.push(e) == mailbox::push_result::woke_owner) {
         p->status.store(process_status::runnable, std::memory_order_relaxed);
         push_back(p);
       }
@@ -528,6 +532,18 @@ void worker::finish(process* p) {
       if (h.kind != request_kind::cast) fail_request(h, reply_status::exited, p->reason);
     }
   });
+  // Whatever the process left in its heap goes with it (its entry, and so
+  // any state living there, was destroyed when its body ended), before
+  // anyone can learn of the exit.  Taken out under the lock, which
+  // process_info reads it under.
+  if (p->heap.load(std::memory_order_relaxed)) {
+    process_heap* h;
+    {
+      std::lock_guard lk(p->hooks_lock);
+      h = p->heap.exchange(nullptr, std::memory_order_relaxed);
+    }
+    delete h;
+  }
   const ember::pid me = p->self_pid();
   {
     // Dead from here: sends drop, process_info/processes/whereis no longer

@@ -4,7 +4,13 @@
 // Threads: an envelope is built by the sender (any thread), published into
 // the receiver's mailbox, and from then on touched only by the receiver.
 // Ownership: the mailbox owns queued envelopes; receive takes the value out
-// and destroys the envelope with destroy().
+// and destroys the envelope with free_envelope().
+//
+// Each envelope points at the static envelope_ops of its value's type: how
+// to destroy it, its size (for process_info's accounting), and whether it is
+// an ordinary message (counted against a mailbox bound, and droppable) or a
+// system message (exit signal, `down`, call reply, stop request: never
+// dropped).  A type is a system message when system_message_v says so.
 #pragma once
 
 #include <cstddef>
@@ -25,12 +31,26 @@ constexpr const void* type_tag() noexcept {
   return &type_tag_v<std::remove_cvref_t<T>>;
 }
 
+/// Types whose messages a mailbox bound never counts nor drops
+/// (specialised next to each such type).
+template <class T>
+inline constexpr bool system_message_v = false;
+
+struct envelope;
+struct envelope_ops {
+  void (*destroy)(envelope*) noexcept;
+  std::uint32_t bytes;  // the whole envelope: header and value
+  bool ordinary;        // !system_message_v of the value's type
+};
+
 struct envelope {
   envelope* next = nullptr;               // mailbox link (see mailbox.hpp)
   const void* tag = nullptr;              // type_tag<T>() of the value
-  void (*destroy)(envelope*) noexcept = nullptr;
+  const envelope_ops* ops = nullptr;
   std::uint64_t serial = 0;               // the incarnation it was sent to
 };
+
+inline void free_envelope(envelope* e) noexcept { e->ops->destroy(e); }
 
 template <class T>
 struct typed_envelope final : envelope {
@@ -50,11 +70,15 @@ struct typed_envelope final : envelope {
   }
 };
 
+template <class T>
+inline constexpr envelope_ops envelope_ops_v{&typed_envelope<T>::destroy_fn, std::uint32_t(sizeof(typed_envelope<T>)),
+                                             !system_message_v<T>};
+
 template <class T, class... A>
 envelope* make_envelope(std::uint64_t serial, A&&... a) {
   auto* e = new typed_envelope<T>(std::forward<A>(a)...);
   e->tag = type_tag<T>();
-  e->destroy = &typed_envelope<T>::destroy_fn;
+  e->ops = &envelope_ops_v<T>;
   e->serial = serial;
   return e;
 }
@@ -66,5 +90,7 @@ T& payload(envelope* e) noexcept {
 
 /// A signal that only wakes its receiver so it looks at its pending flags.
 struct wake_signal {};
+template <>
+inline constexpr bool system_message_v<wake_signal> = true;
 
 }  // namespace ember::detail

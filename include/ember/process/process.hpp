@@ -23,10 +23,15 @@
 
 #include "ember/exit_reason.hpp"
 #include "ember/mailbox/mailbox.hpp"
+#include "ember/options.hpp"
 #include "ember/pid.hpp"
 #include "ember/process/fiber.hpp"
 #include "ember/process/signal_state.hpp"
 #include "ember/process/stack_pool.hpp"
+
+namespace ember {
+class process_heap;
+}
 
 namespace ember::detail {
 
@@ -97,6 +102,13 @@ struct process {
   // owner; read by repliers, which drop a reply to any other ref.
   std::atomic<std::uint64_t> call_ref{0};
   std::uint64_t call_seq = 0;  // owner: the last call ref used
+
+  // -- memory ----------------------------------------------------------------
+  // The private heap, made on first use by the owner (ordering: release,
+  // for process_info's readers) and freed by its worker when it exits.
+  std::atomic<ember::process_heap*> heap{nullptr};
+  std::size_t heap_limit = 0;        // its cap (0: none), fixed at spawn
+  ember::mailbox_bound bound;        // the mailbox bound, fixed at spawn
 
   // -- owner: the entry function -------------------------------------------
   static constexpr std::size_t inline_fn_size = 48;

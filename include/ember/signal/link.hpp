@@ -33,6 +33,7 @@
 #include <utility>
 
 #include "ember/exit_reason.hpp"
+#include "ember/mailbox/envelope.hpp"
 #include "ember/options.hpp"
 #include "ember/pid.hpp"
 
@@ -43,6 +44,9 @@ struct exit_message {
   ember::pid from;     // the process that exited (link) or called exit(pid, ...)
   exit_reason reason;
 };
+/// A trapped exit signal is a system message: a mailbox bound never drops it.
+template <>
+inline constexpr bool detail::system_message_v<exit_message> = true;
 
 /// Link the caller and p.  Throws noproc_error when p is not alive and the
 /// caller does not trap exits.

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "ember/exit_reason.hpp"
+#include "ember/mailbox/envelope.hpp"
 #include "ember/pid.hpp"
 
 namespace ember {
@@ -40,6 +41,9 @@ struct down {
   ember::pid who;
   exit_reason reason;
 };
+/// `down` is a system message: a mailbox bound never drops it.
+template <>
+inline constexpr bool detail::system_message_v<down> = true;
 
 /// Start watching p.
 monitor_ref monitor(pid p);

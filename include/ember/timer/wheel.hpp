@@ -112,7 +112,7 @@ struct alignas(64) timer_node {
       if (ops->discard) ops->discard(storage);
       ops = nullptr;
     } else if (msg) {
-      msg->destroy(msg);
+      free_envelope(msg);
       msg = nullptr;
     }
     if (kind == timer_kind::named) {
