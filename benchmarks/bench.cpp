@@ -12,6 +12,7 @@
 //           ember_bench spawn_idle [P = 1000000]
 //           ember_bench spawn_idle_gen_server [P = 1000000]
 //           ember_bench fanin      [S = 1000 [K = 10000]]
+//           ember_bench fanin_bounded [S = 1000 [K = 10000 [C = 10000]]]
 //           ember_bench timers     [T = 1000000 [D = 10000]]
 //           ember_bench call       [N = 1000000]
 //
@@ -369,6 +370,44 @@ void fanin() {
        sum == s * (k * (k + 1) / 2));
 }
 
+// -- 6b. fanin_bounded: fanin into a mailbox bounded at C messages (refuse):
+//    a refused sender yields and sends again, so every message arrives ------
+
+void fanin_bounded() {
+  const std::int64_t s = arg(0, 1000), k = arg(1, 10000), cap = arg(2, 10000);
+  const std::int64_t msgs = s * k;
+  const pid driver = ember::self();
+  static std::atomic<std::int64_t> refused{0};
+  refused = 0;
+  ember::spawn_options so;
+  so.mailbox = {std::size_t(cap), ember::overflow::refuse};
+  auto t0 = clk::now();
+  pid receiver = ember::spawn(
+      [driver, msgs] {
+        std::int64_t sum = 0;
+        for (std::int64_t i = 0; i < msgs; ++i) sum += ember::receive<std::int64_t>();
+        ember::send(driver, done_msg{sum});
+      },
+      so);
+  for (std::int64_t i = 0; i < s; ++i)
+    ember::spawn([receiver, k] {
+      std::int64_t again = 0;
+      for (std::int64_t v = 1; v <= k; ++v)
+        while (ember::send(receiver, v) == ember::send_result::refused) {
+          ++again;
+          ember::yield();
+        }
+      refused += again;
+    });
+  std::int64_t sum = ember::receive<done_msg>().v;
+  auto t1 = clk::now();
+  const double d = ns(t0, t1);
+  emit(kv("senders", s) + kv("k", k) + kv("capacity", cap) + kv("msgs", msgs), d,
+       kv("ns_per_msg", d / double(msgs)) + kv("msgs_per_sec", double(msgs) * 1e9 / d) +
+           kv("refused", refused.load()),
+       sum == s * (k * (k + 1) / 2));
+}
+
 // -- 5. call: N gen_server calls back to back, client to a counter server ----
 
 struct inc_req {};
@@ -442,7 +481,7 @@ void timers() {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: ember_bench pingpong|ring|skynet|spawn_idle|spawn_idle_gen_server|fanin|call|timers [params]\n");
+               "usage: ember_bench pingpong|ring|skynet|spawn_idle|spawn_idle_gen_server|fanin|fanin_bounded|call|timers [params]\n");
 }
 
 }  // namespace
@@ -473,6 +512,7 @@ int main(int argc, char** argv) {
   else if (g_name == "spawn_idle") workload = spawn_idle;
   else if (g_name == "spawn_idle_gen_server") workload = spawn_idle_gen_server;
   else if (g_name == "fanin") workload = fanin;
+  else if (g_name == "fanin_bounded") workload = fanin_bounded;
   else if (g_name == "call") workload = call;
   else if (g_name == "timers") {
     workload = timers;
