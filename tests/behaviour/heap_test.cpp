@@ -5,9 +5,6 @@
 // sent from a heap is copied out of it.
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
-#include <cstdio>
 #include <cstring>
 #include <memory_resource>
 #include <sstream>
@@ -19,6 +16,7 @@
 using namespace std::chrono_literals;
 using ember_test::in_process;
 using ember_test::opts;
+using ember_test::resident_bytes;
 using ember_test::scaled;
 
 namespace {
@@ -28,16 +26,6 @@ struct ping {
 };
 struct pong {};
 struct go {};
-
-/// Resident memory of this program, in bytes.
-std::size_t resident_bytes() {
-  long pages = 0, resident = 0;
-  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    std::fclose(f);
-  }
-  return std::size_t(resident) * std::size_t(::sysconf(_SC_PAGESIZE));
-}
 
 /// A process that answers ping with pong until told to stop.
 void ponger() {

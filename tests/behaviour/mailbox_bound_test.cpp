@@ -10,11 +10,8 @@
 // receiver naps one second of manual time while the test fills its mailbox.
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <memory>
 #include <numeric>
 #include <sstream>
@@ -26,6 +23,7 @@
 using namespace std::chrono_literals;
 using ember_test::in_process;
 using ember_test::opts;
+using ember_test::resident_bytes;
 using ember_test::scaled;
 
 namespace {
@@ -35,15 +33,6 @@ struct item {
 };
 struct go {};
 struct ready {};
-
-std::size_t resident_bytes() {
-  long pages = 0, resident = 0;
-  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    std::fclose(f);
-  }
-  return std::size_t(resident) * std::size_t(::sysconf(_SC_PAGESIZE));
-}
 
 /// Run body as a process on a manual clock; each time the runtime is idle,
 /// move time one second on (the nap of the processes below), `naps` times;

@@ -1,6 +1,9 @@
 // tests/support/support.hpp — shared test helpers.
 #pragma once
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -21,6 +24,16 @@ namespace ember_test {
 inline std::size_t scaled(std::size_t full, std::size_t small) {
   const char* s = std::getenv("EMBER_TEST_SCALE");
   return (s && std::strcmp(s, "small") == 0) ? small : full;
+}
+
+/// Resident memory of this program, in bytes (0 if it cannot be read).
+inline std::size_t resident_bytes() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return std::size_t(resident) * std::size_t(::sysconf(_SC_PAGESIZE));
 }
 
 /// Runtime options with `workers` threads and a logger that drops output
