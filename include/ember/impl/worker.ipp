@@ -317,9 +317,13 @@ void worker::fire(timer_node* n) {
         n->msg = nullptr;
         e->serial = serial;
       }
-      if (EMBER_UNLIKELY(p->mbox.watched())) {
-        deliver_watched(p, e);  // its bound applies; it wakes p
+      if (EMBER_UNLIKELY(p->mbox.watched() && e->ops->ordinary && p->mbox.capacity() != 0 &&
+                         p->mbox.reserve() == mailbox::admit::full)) {
+        free_envelope(e);  // its bound applies (the policy, as for a send)
+        overflowed(p, serial);
       } else if (p->mbox.push(e) == mailbox::push_result::woke_owner) {
+        // Woken here, into this worker's queue (not the LIFO slot, which
+        // the timer pass does not run).
         p->status.store(process_status::runnable, std::memory_order_relaxed);
         push_back(p);
       }
