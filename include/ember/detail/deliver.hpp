@@ -37,6 +37,12 @@ delivery overflowed(process* p, std::uint64_t serial) noexcept;
 /// Push e after its slot (if it needs one) was taken; wakes the owner and
 /// runs the long-queue watch.
 delivery push_watched(process* p, envelope* e) noexcept;
+/// When e is an ordinary message and p's bound has no room for it: apply
+/// the policy, destroy e, set d to what became of it and return true.
+/// Otherwise e holds a slot (if it needs one) and the caller pushes it.
+bool bound_refuses(process* p, envelope* e, delivery& d) noexcept;
+/// The long-queue watch, after a push to p (reports once per crossing).
+void watch_length(process* p) noexcept;
 
 /// Deliver e (made for p's current incarnation, which the caller checked).
 inline delivery deliver(process* p, envelope* e) noexcept {

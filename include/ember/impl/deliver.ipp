@@ -41,8 +41,14 @@ delivery overflowed(process* p, std::uint64_t serial) noexcept {
   return delivery::dropped;
 }
 
-delivery push_watched(process* p, envelope* e) noexcept {
+void watch_length(process* p) noexcept {
   const std::size_t enable = p->mbox.long_enable();
+  if (enable == 0) return;
+  const std::size_t len = p->mbox.length();
+  if (len >= enable && p->mbox.claim_long_report()) p->rt->long_queue_report(p, len, enable);
+}
+
+delivery push_watched(process* p, envelope* e) noexcept {
   switch (p->mbox.push(e)) {
     // A slot taken for e stays taken: close() zeroed the count and the next
     // incarnation's open() zeroes it again.
@@ -50,19 +56,21 @@ delivery push_watched(process* p, envelope* e) noexcept {
     case mailbox::push_result::woke_owner: p->rt->wake(p); break;
     case mailbox::push_result::queued: break;
   }
-  if (enable != 0) {
-    const std::size_t len = p->mbox.length();
-    if (len >= enable && p->mbox.claim_long_report()) p->rt->long_queue_report(p, len, enable);
-  }
+  watch_length(p);
   return delivery::sent;
 }
 
+bool bound_refuses(process* p, envelope* e, delivery& d) noexcept {
+  if (!e->ops->ordinary || p->mbox.capacity() == 0 || p->mbox.reserve() != mailbox::admit::full) return false;
+  const std::uint64_t serial = e->serial;
+  free_envelope(e);
+  d = overflowed(p, serial);
+  return true;
+}
+
 delivery deliver_watched(process* p, envelope* e) noexcept {
-  if (e->ops->ordinary && p->mbox.capacity() != 0 && p->mbox.reserve() == mailbox::admit::full) {
-    const std::uint64_t serial = e->serial;
-    free_envelope(e);
-    return overflowed(p, serial);
-  }
+  delivery d;
+  if (bound_refuses(p, e, d)) return d;
   return push_watched(p, e);
 }
 

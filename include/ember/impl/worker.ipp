@@ -317,15 +317,17 @@ void worker::fire(timer_node* n) {
         n->msg = nullptr;
         e->serial = serial;
       }
-      if (EMBER_UNLIKELY(p->mbox.watched() && e->ops->ordinary && p->mbox.capacity() != 0 &&
-                         p->mbox.reserve() == mailbox::admit::full)) {
-        free_envelope(e);  // its bound applies (the policy, as for a send)
-        overflowed(p, serial);
-      } else if (p->mbox.push(e) == mailbox::push_result::woke_owner) {
-        // Woken here, into this worker's queue (not the LIFO slot, which
-        // the timer pass does not run).
-        p->status.store(process_status::runnable, std::memory_order_relaxed);
-        push_back(p);
+      delivery refused;
+      const bool watched = p->mbox.watched();
+      // A bounded mailbox's bound applies as for a send.
+      if (!(EMBER_UNLIKELY(watched) && bound_refuses(p, e, refused))) {
+        if (p->mbox.push(e) == mailbox::push_result::woke_owner) {
+          // Woken here, into this worker's queue (not the LIFO slot, which
+          // the timer pass does not run).
+          p->status.store(process_status::runnable, std::memory_order_relaxed);
+          push_back(p);
+        }
+        if (EMBER_UNLIKELY(watched)) watch_length(p);
       }
     }
     n->drop_message();  // whatever is left: the process has exited
