@@ -2,7 +2,10 @@
 // Headers carry the code; the .ipp files hold what must be compiled once.
 #include "ember/ember.hpp"
 
+#include "ember/impl/blocking.ipp"
 #include "ember/impl/call.ipp"
+#include "ember/impl/carrier.ipp"
+#include "ember/impl/carrier_pool.ipp"
 #include "ember/impl/deliver.ipp"
 #include "ember/impl/envelope_pool.ipp"
 #include "ember/impl/fast_clock.ipp"
@@ -15,6 +18,7 @@
 #include "ember/impl/runtime_core.ipp"
 #include "ember/impl/signals.ipp"
 #include "ember/impl/stack_pool.ipp"
+#include "ember/impl/sysmon.ipp"
 #include "ember/impl/this_process.ipp"
 #include "ember/impl/timer.ipp"
 #include "ember/impl/worker.ipp"

@@ -1,5 +1,24 @@
 // ember/clock.hpp — the runtime's clock, and a manual clock for tests.
 //
+// ember::now() reads the runtime's clock: a monotonic count of nanoseconds
+// since the runtime started, as an ember::time_point (a
+// std::chrono::time_point of ember::runtime_clock).  Timers, receive
+// timeouts and gen_server timeouts all run on it, and each takes an
+// absolute time_point as well as a duration:
+//
+//   const auto due = ember::now() + 1ms;         // a fixed schedule
+//   for (;;) {
+//     ember::receive([](tick) {}, ember::after(due, [] {}));
+//     due += 1ms;                                // no drift
+//   }
+//
+// With the system clock, now() is std::chrono::steady_clock::now() minus
+// the steady_clock time the runtime started at (runtime::epoch()),
+// extrapolated between steady_clock readings with the CPU's time-stamp
+// counter (nanoseconds of error, never going backwards on one thread).
+// With a manual clock it is the manual clock's time.  Each runtime has its
+// own epoch: time_points of two runtimes do not compare.
+//
 // By default a runtime reads the monotonic system clock.  Give it a
 // manual_clock instead (runtime_options::clock) and time stands still until
 // a test moves it:
@@ -22,9 +41,10 @@
 // single-worker mode); asking for more is invalid_option.  One manual clock
 // drives one runtime at a time.
 //
-// Threads: now() from any thread; advance()/settle() from a thread that is
-// not one of the runtime's processes (they wait for the runtime), and not
-// from two threads at once.  Ownership: shared by the test and the runtime.
+// Threads: now() (both) from any thread; advance()/settle() from a thread
+// that is not one of the runtime's processes (they wait for the runtime),
+// and not from two threads at once.  Ownership: shared by the test and the
+// runtime.
 #pragma once
 
 #include <atomic>
@@ -36,6 +56,23 @@ namespace ember {
 namespace detail {
 class runtime_core;
 }
+
+/// The runtime's clock (see above).  A Clock in std::chrono's sense.
+struct runtime_clock {
+  using rep = std::int64_t;
+  using period = std::nano;
+  using duration = std::chrono::nanoseconds;
+  using time_point = std::chrono::time_point<runtime_clock>;
+  static constexpr bool is_steady = true;
+  /// ember::now().
+  static time_point now();
+};
+using time_point = runtime_clock::time_point;
+
+/// Now on the runtime's clock: the calling process's runtime; outside a
+/// process, the runtime started most recently of those still running
+/// (ember::error when there is none).  Use runtime::now() to name one.
+[[nodiscard]] time_point now();
 
 class manual_clock {
 public:

@@ -13,6 +13,8 @@
 #include "ember/spawn.hpp"
 #include "ember/send.hpp"
 #include "ember/receive.hpp"
+#include "ember/blocking.hpp"
+#include "ember/scheduler_stats.hpp"
 #include "ember/signal/monitor.hpp"
 #include "ember/signal/link.hpp"
 #include "ember/names.hpp"

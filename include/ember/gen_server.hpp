@@ -546,7 +546,7 @@ struct entry {
       end(*st, self, exit_reason::error("unknown exception (not derived from std::exception)"), true, true);
     }
     // Ended: exit with the final reason without unwinding by exception.
-    self->w->exit_on_return = std::move(*st->stopping);
+    ember::detail::set_exit_on_return(std::move(*st->stopping));
   }
 
   bool boot(ember::detail::process* self) {
@@ -770,7 +770,7 @@ detail::reply_t<S, Req> call(const server<S>& to, Req&& req, std::chrono::millis
   using V = std::remove_cvref_t<Req>;
   using R = detail::reply_t<S, Req>;
   using body = detail::request_body<V>;
-  ember::detail::process* self = ember::detail::current_or_throw("gen_server::call");
+  ember::detail::process* self = ember::detail::enter_runtime("gen_server::call");
   const ember::pid p = to.pid();
   if (p.is_null()) throw call_noproc("ember::gen_server::call: no process is registered as " + to.describe());
   if (p == self->self_pid()) throw call_self("ember::gen_server::call: a server cannot call itself");
@@ -794,7 +794,6 @@ detail::reply_t<S, Req> call(const server<S>& to, Req&& req, std::chrono::millis
       throw call_refused(fmt::format("ember::gen_server::call: the server {}{}{}'s mailbox is full ({} messages)", p,
                                      to.describe().empty() ? "" : " ", to.describe(), p.block()->mbox.capacity()));
   }
-  ember::detail::spend_in(self, 1);
   ember::detail::envelope* r =
       detail::await_reply(self, ref, timeout.count() < 0 ? -1 : std::int64_t(timeout.count()) * 1000000);
   if (!r) throw call_timeout("ember::gen_server::call: no reply within " + std::to_string(timeout.count()) + " ms");
@@ -815,6 +814,7 @@ void cast(const server<S>& to, Msg&& msg) {
   using V = std::remove_cvref_t<Msg>;
   using body = detail::request_body<V>;
   static_assert(requires(S& s, V v) { s.handle_cast(std::move(v)); }, "the server has no handle_cast for this type");
+  ember::detail::spend(1);
   const ember::pid p = to.pid();
   if (p.is_null()) return;
   ember::detail::post(p, ember::detail::make_request<body>(
@@ -823,7 +823,6 @@ void cast(const server<S>& to, Msg&& msg) {
                                                          ember::detail::type_tag<S>(), &detail::dispatch_cast<S, V>,
                                                          typeid(V).name(), {}, 0, nullptr},
                              std::forward<Msg>(msg)));
-  ember::detail::spend(1);
 }
 template <class S, class Msg>
 void cast(const ember::pid& to, Msg&& msg) {
@@ -844,7 +843,7 @@ void reply(const from& f, R&& v) {
 template <class S>
 void stop(const server<S>& to, exit_reason reason = exit_reason::normal(),
           std::chrono::milliseconds timeout = infinity) {
-  ember::detail::process* self = ember::detail::current_or_throw("gen_server::stop");
+  ember::detail::process* self = ember::detail::enter_runtime("gen_server::stop");
   const ember::pid p = to.pid();
   if (p.is_null())
     throw call_noproc(to.describe().empty() ? std::string("ember::gen_server::stop: no such server")

@@ -53,7 +53,7 @@ bool unregister_name(std::string_view name);
 /// none is.
 template <class T>
 send_result send(std::string_view name, T&& msg) {
-  return ember::send(detail::current_or_throw("send")->rt->names().resolve(name), std::forward<T>(msg));
+  return ember::send(detail::enter_runtime("send")->rt->names().resolve(name), std::forward<T>(msg));
 }
 template <class T>
 send_result send(const char* name, T&& msg) {
@@ -106,6 +106,7 @@ private:
 /// name's service allows (any thread, for a registry key).
 template <class T>
 send_result send(const via_name& name, T&& msg) {
+  detail::spend(1);
   if (!name) throw bad_argument("ember::send: the via_name is empty");
   const pid p = name.whereis();
   if (p.is_null()) throw no_such_name(name.to_string());

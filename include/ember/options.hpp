@@ -4,6 +4,7 @@
 // Threads: plain values.  Ownership: runtime_options shares the logger.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -84,6 +85,30 @@ struct runtime_options {
   std::size_t max_heap_size = 0;
   /// Report mailboxes that pass a length (see long_message_queue).
   ember::long_message_queue long_message_queue;
+
+  // -- scheduling (docs/guide.md, "Scheduling") ------------------------------
+  /// A process that has run this long without giving up its worker is
+  /// asked to yield at its next runtime call (checkpoint, send, receive,
+  /// ...), even with reductions left — so a busy worker's other processes
+  /// and timers wait at most about this long.  0: no time slices
+  /// (reductions only).  0 or 50 us to 1 s.
+  std::chrono::microseconds time_slice{500};
+  /// A worker whose process has run this long *without any runtime call*
+  /// (a plain C++ loop, a blocking system call) is handed to another
+  /// thread, which goes on with the worker's other processes and timers;
+  /// the holding process keeps its thread until its next runtime call.
+  /// 0: never.  0 or 100 us to 10 s.
+  std::chrono::microseconds handoff_after{2000};
+  /// A process that runs this long without yielding its worker is reported
+  /// once it yields (a warning with its pid, name, initial call and time;
+  /// OTP's long_schedule monitor).  0: off.  At most 1 hour.
+  std::chrono::milliseconds long_schedule{100};
+  /// At most this many processes run off the schedulers at once — in
+  /// ember::blocking, or handed off while they hold a thread — each on a
+  /// thread of its own: the runtime runs at most workers + blocking_threads
+  /// threads that run processes.  Past it, blocking waits its turn (first
+  /// come, first served) and a held worker stays held.  1 to 4096.
+  unsigned blocking_threads = 64;
 };
 
 struct spawn_options {

@@ -14,7 +14,8 @@
 // accepts stay in the mailbox, in order, for a later receive.
 // `after(d, fn)` (last, at most one) runs fn if nothing matched within d; a
 // zero (or negative) duration polls; a duration beyond max_receive_timeout
-// is taken as that.  `receive<T>()` takes the next T.
+// is taken as that.  `after(t, fn)` with an ember::time_point t runs fn if
+// nothing matched by then (clock.hpp).  `receive<T>()` takes the next T.
 //
 // Threads: process context only (throws not_in_process elsewhere).  A kill
 // (runtime stop) is noticed here and ends the process.
@@ -29,8 +30,10 @@
 #include <type_traits>
 #include <utility>
 
+#include "ember/clock.hpp"
 #include "ember/detail/call.hpp"
 #include "ember/detail/runtime_core.hpp"
+#include "ember/detail/spend.hpp"
 #include "ember/mailbox/envelope.hpp"
 #include "ember/this_process.hpp"
 #include "ember/timer.hpp"
@@ -78,8 +81,9 @@ struct guarded_clause {
 
 template <class Duration, class Handler>
 struct after_clause {
-  Duration timeout;
+  Duration timeout;  // from the start of receive; or, when `at`, a time on the runtime's clock
   Handler handler;
+  bool at = false;
 };
 
 template <class C>
@@ -150,13 +154,6 @@ inline bool discard_if_internal(process* self, std::uint64_t serial, envelope* p
   if (EMBER_LIKELY(e->serial == serial && e->tag != type_tag<wake_signal>() && e->tag != reply_tag())) return false;
   return discard_internal(self, prev, e);
 }
-/// spend() for a caller that already knows it is the running process.
-void spend_slow(process* self);
-inline void spend_in(process* self, long n) {
-  if (EMBER_UNLIKELY(self->kill_pending.load(std::memory_order_relaxed)) ||
-      (self->w->budget -= n) <= 0)
-    spend_slow(self);
-}
 
 template <class R>
 struct result_slot {
@@ -210,6 +207,15 @@ auto after(std::chrono::duration<Rep, Period> d, Handler&& fn) {
   return detail::after_clause<std::chrono::nanoseconds, std::decay_t<Handler>>{detail::receive_timeout_of(d),
                                                                               std::forward<Handler>(fn)};
 }
+/// The timeout clause at an absolute time on the runtime's clock
+/// (ember::now()): fn() runs when nothing matched by then; a time already
+/// passed times out at once if nothing matches.
+template <class Handler>
+auto after(time_point at, Handler&& fn) {
+  const std::int64_t t = at.time_since_epoch().count();
+  return detail::after_clause<std::chrono::nanoseconds, std::decay_t<Handler>>{
+      std::chrono::nanoseconds(t < 0 ? 0 : t), std::forward<Handler>(fn), true};
+}
 
 template <class... Cs>
 auto receive(Cs&&... clauses) {
@@ -221,8 +227,12 @@ auto receive(Cs&&... clauses) {
   auto cs = std::forward_as_tuple(clauses...);
   // The timeout, if any.
   std::optional<std::chrono::nanoseconds> timeout;
+  bool timeout_at = false;
   auto find_after = [&](auto& c) {
-    if constexpr (detail::is_after<std::remove_cvref_t<decltype(c)>>::value) timeout = c.timeout;
+    if constexpr (detail::is_after<std::remove_cvref_t<decltype(c)>>::value) {
+      timeout = c.timeout;
+      timeout_at = c.at;
+    }
   };
   std::apply([&](auto&... c) { (find_after(c), ...); }, cs);
 
@@ -252,7 +262,7 @@ auto receive(Cs&&... clauses) {
     }
     if (timeout) {
       const std::int64_t now = self->rt->now_ns();
-      if (deadline < 0) deadline = now + timeout->count();
+      if (deadline < 0) deadline = timeout_at ? timeout->count() : now + timeout->count();
       if (now >= deadline) {
         auto run_after = [&](auto& c) {
           if constexpr (detail::is_after<std::remove_cvref_t<decltype(c)>>::value)

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "ember/clock.hpp"
 #include "ember/detail/runtime_core.hpp"
 #include "ember/errors.hpp"
 #include "ember/exit_reason.hpp"
@@ -90,6 +91,16 @@ public:
   [[nodiscard]] std::size_t heap_bytes() const noexcept { return core_->heap_bytes(); }
   /// A snapshot of every live pid.
   [[nodiscard]] std::vector<pid> processes() const { return core_->processes(); }
+
+  /// Now on this runtime's clock (clock.hpp); any thread.
+  [[nodiscard]] time_point now() const noexcept { return time_point(std::chrono::nanoseconds(core_->now_ns())); }
+  /// The steady_clock time this runtime's clock counts from (its time 0).
+  /// Meaningless with a manual clock.
+  [[nodiscard]] std::chrono::steady_clock::time_point epoch() const noexcept {
+    return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(core_->epoch_ns()));
+  }
+  /// The scheduler's threads and counters (docs/guide.md, "Scheduling").
+  [[nodiscard]] scheduler_stats scheduler() const { return core_->scheduler(); }
 
   /// Registered names, from any thread (see names.hpp for the rules).
   void register_name(std::string_view name, pid p) { core_->names().add(name, p); }

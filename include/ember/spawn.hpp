@@ -18,10 +18,8 @@ namespace ember {
 /// (the new process runs when a worker gets to it).  Spends 10 reductions.
 template <class F>
 pid spawn(F&& fn, const spawn_options& o = {}) {
-  detail::process* self = detail::current_or_throw("spawn");
-  pid child = self->rt->publish_spawn(self->rt->make_process(std::forward<F>(fn), o, "spawn"));
-  detail::spend(10);
-  return child;
+  detail::process* self = detail::enter_runtime("spawn", 10);
+  return self->rt->publish_spawn(self->rt->make_process(std::forward<F>(fn), o, "spawn"));
 }
 
 }  // namespace ember

@@ -23,7 +23,14 @@
 //  - a timer to a process that has exited is dropped when due; a timer to
 //    a name looks the name up when due (no process, no message);
 //  - delays run from 0 to 2^32 - 1 ms (~49.7 days); others throw
-//    bad_argument.
+//    bad_argument.  A delay of 0, or an absolute time (a time_point on
+//    the runtime's clock, ember::now()) already passed, delivers at once,
+//    as a send would: its reference is never pending;
+//  - a busy worker fires its due timers within about a monitor tick
+//    (runtime_options::time_slice / 2) plus the slice that runs then; a
+//    worker held by a process that makes no runtime call is handed to
+//    another thread after runtime_options::handoff_after, and its timers
+//    fire there (docs/guide.md, "Scheduling").
 //
 // Threads: send_after/start_timer in process context (the timer lives in
 // the caller's worker); cancel_timer/read_timer from any thread.  Each
@@ -39,9 +46,12 @@
 #include <type_traits>
 #include <utility>
 
+#include "ember/clock.hpp"
+#include "ember/detail/spend.hpp"
 #include "ember/errors.hpp"
 #include "ember/mailbox/envelope.hpp"
 #include "ember/pid.hpp"
+#include "ember/send.hpp"
 #include "ember/this_process.hpp"
 #include "ember/timer/wheel.hpp"
 
@@ -65,13 +75,37 @@ struct timeout {
 inline constexpr std::chrono::milliseconds max_timer_delay{(std::int64_t{1} << 32) - 1};
 
 namespace detail {
-/// A fresh, unpublished timer node of the calling process's worker.
-timer_ref timer_begin(process* self, std::int64_t delay_ns);
+class carrier;
+class worker;
+/// The calling process's worker, leased while a timer is made (carrier.hpp).
+/// A process whose carrier has lost its worker first switches out and goes
+/// on on a worker; inside ember::blocking there is none (ember::error).
+class timer_lease {
+public:
+  timer_lease(process* self, const char* what);
+  ~timer_lease();
+  timer_lease(const timer_lease&) = delete;
+  timer_lease& operator=(const timer_lease&) = delete;
+  worker* const w;
+
+private:
+  static worker* enter(process* self, const char* what, carrier*& c);
+  carrier* c_;
+};
+/// A fresh, unpublished timer node of the leased worker, due at deadline_ns.
+timer_ref timer_begin(timer_lease& l, process* self, std::int64_t deadline_ns);
 /// Publish it (its message set): delivered to dest when due, or to whoever
 /// holds dest_name then, when dest_name is not empty.
-void timer_commit(process* self, timer_ref ref, pid dest, std::string_view dest_name);
+void timer_commit(timer_lease& l, timer_ref ref, pid dest, std::string_view dest_name);
 /// Give back a node from timer_begin that was not committed.
-void timer_abandon(process* self, timer_ref ref) noexcept;
+void timer_abandon(timer_lease& l, timer_ref ref) noexcept;
+/// A timer that is due already: a fresh id, no node (cancel_timer and
+/// read_timer answer nullopt, as for a timer that has fired).
+timer_ref timer_fired_at_once(process* self);
+/// The runtime's clock reading for self's runtime.
+std::int64_t now_ns_of(process* self) noexcept;
+/// whereis on self's runtime.
+std::optional<pid> whereis_in(process* self, std::string_view name);
 
 template <class M>
 inline constexpr bool timer_inline_v = sizeof(M) <= timer_node::inline_size && alignof(M) <= 16 &&
@@ -95,25 +129,57 @@ std::int64_t checked_delay(std::chrono::duration<Rep, Period> d, const char* wha
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
 }
 
-/// Start a timer delivering the message M built by make(ref).
+/// Start a timer due at deadline_ns (on the runtime's clock) delivering the
+/// message M built by make(ref); `due` says it is due already: then it is
+/// delivered at once.
+template <class M, class Make>
+timer_ref start_at(process* self, const char* what, pid dest, std::string_view name, std::int64_t deadline_ns,
+                   bool due, Make&& make) {
+  if (due) {
+    timer_ref ref = timer_fired_at_once(self);
+    if (name.empty()) ember::send(dest, make(ref));
+    else if (std::optional<pid> to = whereis_in(self, name)) ember::send(*to, make(ref));
+    return ref;
+  }
+  timer_ref ref;
+  {
+    timer_lease lease(self, what);
+    ref = timer_begin(lease, self, deadline_ns);
+    try {
+      if constexpr (timer_inline_v<M>) {
+        ::new (static_cast<void*>(ref.node->storage)) M(make(ref));
+        ref.node->ops = &inline_timer_ops<M>;
+      } else {
+        ref.node->msg = make_envelope<M>(dest.serial(), make(ref));
+      }
+    } catch (...) {
+      timer_abandon(lease, ref);
+      throw;
+    }
+    timer_commit(lease, ref, dest, name);
+  }
+  return ref;
+}
+
+/// Start a timer delivering the message M built by make(ref) after d.
 template <class M, class Rep, class Period, class Make>
 timer_ref start(const char* what, pid dest, std::string_view name, std::chrono::duration<Rep, Period> d, Make&& make) {
-  process* self = current_or_throw(what);
-  std::int64_t ns = checked_delay(d, what);
-  timer_ref ref = timer_begin(self, ns);
-  try {
-    if constexpr (timer_inline_v<M>) {
-      ::new (static_cast<void*>(ref.node->storage)) M(make(ref));
-      ref.node->ops = &inline_timer_ops<M>;
-    } else {
-      ref.node->msg = make_envelope<M>(dest.serial(), make(ref));
-    }
-  } catch (...) {
-    timer_abandon(self, ref);
-    throw;
-  }
-  timer_commit(self, ref, dest, name);
-  return ref;
+  process* self = enter_runtime(what);
+  const std::int64_t ns = checked_delay(d, what);
+  const std::int64_t now = ns == 0 ? 0 : now_ns_of(self);
+  return start_at<M>(self, what, dest, name, now + ns, ns == 0, std::forward<Make>(make));
+}
+/// The same at an absolute time on the runtime's clock, at most
+/// max_timer_delay ahead (a time passed already delivers at once).
+template <class M, class Make>
+timer_ref start(const char* what, pid dest, std::string_view name, time_point at, Make&& make) {
+  process* self = enter_runtime(what);
+  const std::int64_t now = now_ns_of(self);
+  const std::int64_t t = at.time_since_epoch().count();
+  if (t > now && t - now > std::chrono::duration_cast<std::chrono::nanoseconds>(max_timer_delay).count())
+    throw bad_argument(std::string("ember::") + what + ": the time is more than " +
+                       std::to_string(max_timer_delay.count()) + " ms ahead");
+  return start_at<M>(self, what, dest, name, t, t <= now, std::forward<Make>(make));
 }
 }  // namespace detail
 
@@ -142,6 +208,34 @@ timer_ref start_timer(std::string_view name, std::chrono::duration<Rep, Period> 
   if (name.empty()) throw bad_argument("ember::start_timer: the name is empty");
   using V = std::remove_cvref_t<T>;
   return detail::start<timeout<V>>("start_timer", pid{}, name, delay,
+                                   [&](timer_ref r) { return timeout<V>{r, V(std::forward<T>(msg))}; });
+}
+
+/// Deliver msg to dest at `at` on the runtime's clock (ember::now()); a time
+/// already passed delivers at once.
+template <class T>
+timer_ref send_after(pid dest, time_point at, T&& msg) {
+  using V = std::remove_cvref_t<T>;
+  return detail::start<V>("send_after", dest, {}, at, [&](timer_ref) -> V { return std::forward<T>(msg); });
+}
+template <class T>
+timer_ref send_after(std::string_view name, time_point at, T&& msg) {
+  if (name.empty()) throw bad_argument("ember::send_after: the name is empty");
+  using V = std::remove_cvref_t<T>;
+  return detail::start<V>("send_after", pid{}, name, at, [&](timer_ref) -> V { return std::forward<T>(msg); });
+}
+/// Deliver timeout<T>{ref, msg} to dest at `at` on the runtime's clock.
+template <class T>
+timer_ref start_timer(pid dest, time_point at, T&& msg) {
+  using V = std::remove_cvref_t<T>;
+  return detail::start<timeout<V>>("start_timer", dest, {}, at,
+                                   [&](timer_ref r) { return timeout<V>{r, V(std::forward<T>(msg))}; });
+}
+template <class T>
+timer_ref start_timer(std::string_view name, time_point at, T&& msg) {
+  if (name.empty()) throw bad_argument("ember::start_timer: the name is empty");
+  using V = std::remove_cvref_t<T>;
+  return detail::start<timeout<V>>("start_timer", pid{}, name, at,
                                    [&](timer_ref r) { return timeout<V>{r, V(std::forward<T>(msg))}; });
 }
 

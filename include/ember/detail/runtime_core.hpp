@@ -1,6 +1,7 @@
-// ember/detail/runtime_core.hpp — the runtime's shared state: workers, the
-// process table (type-stable control blocks), the inject queue, the idle
-// set, the stack pool, and the stop protocol.
+// ember/detail/runtime_core.hpp — the runtime's shared state: workers and
+// the carrier threads that run them, the monitor thread, the process table
+// (type-stable control blocks), the inject queue, the idle set, the stack
+// pool, and the stop protocol.
 //
 // Stop protocol (runtime_core::stop):
 //  1. set `stopping_`: spawn now throws runtime_stopped;
@@ -9,7 +10,8 @@
 //     ...), unwinding its stack so destructors run;
 //  3. wait until no process is live, repeating step 2 for processes that
 //     were being spawned while it ran;
-//  4. set `shutdown_`, wake every worker, join them;
+//  4. set `shutdown_`, wake every worker and spare carrier, join every
+//     carrier thread, stop the monitor;
 //  5. the destructor frees every block, stack and queued message.
 //
 // Threads: any thread, except where a member says worker only.
@@ -32,9 +34,12 @@
 #include "ember/pid.hpp"
 #include "ember/process/process.hpp"
 #include "ember/process/stack_pool.hpp"
+#include "ember/scheduler/carrier_pool.hpp"
 #include "ember/scheduler/idle.hpp"
 #include "ember/scheduler/inject_queue.hpp"
+#include "ember/scheduler/sysmon.hpp"
 #include "ember/scheduler/worker.hpp"
+#include "ember/scheduler_stats.hpp"
 
 namespace spdlog {
 class logger;
@@ -101,7 +106,9 @@ public:
   [[nodiscard]] bool shutting_down() const noexcept { return shutdown_.load(std::memory_order_acquire); }
 
   // -- worker only ----------------------------------------------------------
-  void release_block(worker& w, process* p);
+  /// Recycle an exited process's block: into w's cache (w leased by the
+  /// caller), or the shared free list when w is null.
+  void release_block(worker* w, process* p);
   void on_process_exit();
   void crash_report(ember::pid p, const exit_reason& r);
   /// The runtime's logger (runtime_options::logger, or spdlog's default).
@@ -110,6 +117,12 @@ public:
   const runtime_options& options() const noexcept { return opts_; }
   std::uint32_t worker_count() const noexcept { return std::uint32_t(workers_.size()); }
   worker& worker_at(std::uint32_t i) noexcept { return *workers_[i]; }
+  carrier_pool& carriers() noexcept { return carriers_; }
+  sysmon& monitor() noexcept { return monitor_; }
+  /// The monitor's clock tick: it moves every sysmon::interval() while any
+  /// worker is busy (workers check their timers when it has moved).
+  [[nodiscard]] std::uint64_t clock_tick() const noexcept { return clock_tick_.load(std::memory_order_relaxed); }
+  void advance_clock_tick() noexcept { clock_tick_.fetch_add(1, std::memory_order_relaxed); }
   inject_queue<process>& injector() noexcept { return inject_; }
   idle_set& idle() noexcept { return idle_; }
   stack_pool& stacks() noexcept { return stacks_; }
@@ -147,6 +160,13 @@ public:
     return fast_clock::now_ns() - epoch_ns_;
   }
   [[nodiscard]] bool manual() const noexcept { return manual_ != nullptr; }
+  /// steady_clock's reading at this runtime's time 0, in ns.
+  [[nodiscard]] std::int64_t epoch_ns() const noexcept { return epoch_ns_; }
+  /// The clock of the runtime started most recently of those not stopping
+  /// (any thread; ember::now() outside a process); false when none.
+  static bool latest_now_ns(std::int64_t& out) noexcept;
+  /// runtime::scheduler().
+  [[nodiscard]] scheduler_stats scheduler() const;
   /// manual_clock::advance: step to now + d (see clock.hpp).  Not from a process.
   void advance(std::int64_t d_ns);
   /// Worker only, manual mode: the pending advance's target, or -1.
@@ -154,8 +174,10 @@ public:
   void set_manual_now(std::int64_t t) noexcept { manual_->now_.store(t, std::memory_order_release); }
   /// Worker only: the pending advance reached its target with nothing to run.
   void advance_done();
-  /// A block of 1024 fresh timer ids (worker only).
-  std::uint64_t timer_id_block() noexcept { return timer_ids_.fetch_add(1024, std::memory_order_relaxed); }
+  /// A block of n fresh timer ids (any thread).
+  std::uint64_t timer_id_block(std::uint64_t n = 1024) noexcept {
+    return timer_ids_.fetch_add(n, std::memory_order_relaxed);
+  }
 
 private:
   ember::pid assign_serial(process* p);
@@ -177,6 +199,9 @@ private:
   std::vector<process*> free_;
   static constexpr std::size_t chunk_size = 1024;
 
+  carrier_pool carriers_;
+  std::atomic<std::uint64_t> clock_tick_{0};
+
   name_table names_;
   manual_clock* manual_ = nullptr;  // opts_.clock, when set
   std::int64_t epoch_ns_ = fast_clock::steady_ns();
@@ -196,6 +221,7 @@ private:
   std::mutex stop_mu_;       // pairs with stop_cv_
   std::condition_variable stop_cv_;
   bool stopped_ = false;
+  sysmon monitor_{*this};  // last: it looks at everything above
 };
 
 }  // namespace ember::detail

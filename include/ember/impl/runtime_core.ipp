@@ -3,6 +3,7 @@
 // top of detail/runtime_core.hpp.
 #pragma once
 
+#include <algorithm>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -14,6 +15,16 @@
 namespace ember::detail {
 
 namespace {
+// Runtimes not yet stopping, in the order they started (ember::now()
+// outside a process reads the last).
+std::mutex live_runtimes_mu;
+std::vector<runtime_core*> live_runtimes;
+
+void forget_runtime(runtime_core* rt) noexcept {
+  std::lock_guard lk(live_runtimes_mu);
+  live_runtimes.erase(std::remove(live_runtimes.begin(), live_runtimes.end(), rt), live_runtimes.end());
+}
+
 runtime_options validated(runtime_options o) {
   if (o.clock) {
     if (o.workers > 1)
@@ -32,6 +43,20 @@ runtime_options validated(runtime_options o) {
         "runtime_options::stack_size = {} bytes: must be between {} and {} bytes", o.stack_size,
         min_stack_size, max_stack_size));
   if (o.max_heap_size == unlimited) o.max_heap_size = 0;
+  using std::chrono::microseconds;
+  if (o.time_slice != microseconds::zero() && (o.time_slice < microseconds(50) || o.time_slice > std::chrono::seconds(1)))
+    throw invalid_option(fmt::format("runtime_options::time_slice = {} us: must be 0 (off) or between 50 us and 1 s",
+                                     o.time_slice.count()));
+  if (o.handoff_after != microseconds::zero() &&
+      (o.handoff_after < microseconds(100) || o.handoff_after > std::chrono::seconds(10)))
+    throw invalid_option(fmt::format(
+        "runtime_options::handoff_after = {} us: must be 0 (never) or between 100 us and 10 s", o.handoff_after.count()));
+  if (o.long_schedule < std::chrono::milliseconds::zero() || o.long_schedule > std::chrono::hours(1))
+    throw invalid_option(fmt::format("runtime_options::long_schedule = {} ms: must be between 0 (off) and 1 hour",
+                                     o.long_schedule.count()));
+  if (o.blocking_threads < 1 || o.blocking_threads > 4096)
+    throw invalid_option(fmt::format("runtime_options::blocking_threads = {}: must be between 1 and 4096",
+                                     o.blocking_threads));
   const long_message_queue& lq = o.long_message_queue;
   if (lq.enable > 65535)
     throw invalid_option(fmt::format(
@@ -48,17 +73,47 @@ runtime_core::runtime_core(runtime_options opts)
     : opts_(validated(std::move(opts))),
       logger_(opts_.logger ? opts_.logger : spdlog::default_logger()),
       default_class_(stack_pool::size_class(opts_.stack_size)),
-      idle_(opts_.workers) {
+      idle_(opts_.workers),
+      carriers_(*this, opts_.blocking_threads) {
   if (opts_.clock) {
     runtime_core* none = nullptr;
     if (!opts_.clock->rt_.compare_exchange_strong(none, this))
       throw invalid_option("runtime_options::clock: this manual_clock already drives another runtime");
     manual_ = opts_.clock.get();
   }
+  lease_fence::init();
   workers_.reserve(opts_.workers);
   for (std::uint32_t i = 0; i < opts_.workers; ++i)
     workers_.push_back(std::make_unique<worker>(*this, i));
-  for (auto& w : workers_) w->start();
+  std::vector<worker*> ws;
+  for (auto& w : workers_) ws.push_back(w.get());
+  carriers_.start(ws);
+  monitor_.start();
+  std::lock_guard lk(live_runtimes_mu);
+  live_runtimes.push_back(this);
+}
+
+bool runtime_core::latest_now_ns(std::int64_t& out) noexcept {
+  // Under the lock: a runtime leaves the list (stop) before it is destroyed.
+  std::lock_guard lk(live_runtimes_mu);
+  if (live_runtimes.empty()) return false;
+  out = live_runtimes.back()->now_ns();
+  return true;
+}
+
+scheduler_stats runtime_core::scheduler() const {
+  const pool_counts c = carriers_.counts();
+  scheduler_stats s;
+  s.workers = worker_count();
+  s.threads = c.threads;
+  s.spare_threads = c.spare;
+  s.off_scheduler = c.detached;
+  s.handoffs = c.handoffs;
+  s.handoffs_refused = monitor_.handoffs_refused();
+  s.blocking_waits = c.blocking_waits;
+  s.preemptions = monitor_.preemptions();
+  s.long_schedules = monitor_.long_schedules();
+  return s;
 }
 
 runtime_core::~runtime_core() {
@@ -104,12 +159,8 @@ process* runtime_core::prepare_spawn(const spawn_options& o, const char* what) {
 }
 
 void runtime_core::abandon_spawn(process* p) {
-  worker* w = this_worker();
-  if (w && &w->runtime() == this) release_block(*w, p);
-  else {
-    std::lock_guard lk(table_mu_);
-    free_.push_back(p);
-  }
+  worker_lease w;
+  release_block(w && &w->runtime() == this ? w.get() : nullptr, p);
   on_process_exit();
 }
 
@@ -131,13 +182,13 @@ ember::pid runtime_core::assign_serial(process* p) {
 }
 
 void runtime_core::start(process* p) {
-  worker* w = this_worker();
+  worker_lease w;
   if (w && &w->runtime() == this) w->push_back(p);
   else inject(p);
 }
 
 process* runtime_core::alloc_block() {
-  worker* w = this_worker();
+  worker_lease w;
   if (w && &w->runtime() == this) {
     if (w->free_blocks.empty()) {
       std::lock_guard lk(table_mu_);
@@ -169,19 +220,24 @@ process* runtime_core::alloc_block() {
   return p;
 }
 
-void runtime_core::release_block(worker& w, process* p) {
-  w.free_blocks.push_back(p);
-  if (w.free_blocks.size() >= 256) {
+void runtime_core::release_block(worker* w, process* p) {
+  if (!w) {
     std::lock_guard lk(table_mu_);
-    while (w.free_blocks.size() > 128) {
-      free_.push_back(w.free_blocks.back());
-      w.free_blocks.pop_back();
+    free_.push_back(p);
+    return;
+  }
+  w->free_blocks.push_back(p);
+  if (w->free_blocks.size() >= 256) {
+    std::lock_guard lk(table_mu_);
+    while (w->free_blocks.size() > 128) {
+      free_.push_back(w->free_blocks.back());
+      w->free_blocks.pop_back();
     }
   }
 }
 
 std::uint64_t runtime_core::next_serial() {
-  worker* w = this_worker();
+  worker_lease w;
   if (w && &w->runtime() == this) {
     if (w->serial_next == w->serial_end) {
       w->serial_next = serial_.fetch_add(1024, std::memory_order_relaxed);
@@ -211,7 +267,7 @@ void runtime_core::notify_one() {
 
 void runtime_core::wake(process* p) {
   p->status.store(process_status::runnable, std::memory_order_relaxed);
-  worker* w = this_worker();
+  worker_lease w;
   if (w && &w->runtime() == this) w->push_lifo(p);
   else inject(p);
 }
@@ -262,6 +318,7 @@ void runtime_core::stop() {
                 "runtime; return from (or exit) the root process instead");
   std::lock_guard call(stop_call_mu_);
   if (stopped_) return;
+  forget_runtime(this);
   stopping_.store(true, std::memory_order_seq_cst);
   for (;;) {
     if (live_.load(std::memory_order_seq_cst) == 0) break;
@@ -273,7 +330,8 @@ void runtime_core::stop() {
   }
   shutdown_.store(true, std::memory_order_seq_cst);
   for (auto& w : workers_) w->park_handle().unpark();
-  for (auto& w : workers_) w->join();
+  carriers_.stop();
+  monitor_.stop();
   advance_done();  // a test waiting in advance() is released
   stopped_ = true;
 }
@@ -332,3 +390,17 @@ void runtime_core::crash_report(ember::pid p, const exit_reason& r) {
 }
 
 }  // namespace ember::detail
+
+namespace ember {
+
+time_point now() {
+  if (detail::process* p = detail::this_process()) return time_point(std::chrono::nanoseconds(p->rt->now_ns()));
+  std::int64_t ns = 0;
+  if (!detail::runtime_core::latest_now_ns(ns))
+    throw error("ember::now: no runtime is running (call it from a process, or use runtime::now())");
+  return time_point(std::chrono::nanoseconds(ns));
+}
+
+runtime_clock::time_point runtime_clock::now() { return ember::now(); }
+
+}  // namespace ember

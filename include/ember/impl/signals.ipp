@@ -194,7 +194,7 @@ using detail::lock;
 // ---- links and exit signals -------------------------------------------------
 
 void link(pid t) {
-  detail::process* self = detail::current_or_throw("link");
+  detail::process* self = detail::enter_runtime("link");
   const pid me = self->self_pid();
   bool fresh = false;
   if (t != me) {
@@ -225,11 +225,10 @@ void link(pid t) {
         throw noproc_error(fmt::format("ember::link: process {} is not alive (noproc)", t));
     }
   }
-  detail::spend(1);
 }
 
 void unlink(pid t) {
-  detail::process* self = detail::current_or_throw("unlink");
+  detail::process* self = detail::enter_runtime("unlink");
   const pid me = self->self_pid();
   {
     lock lk(self->hooks_lock);
@@ -241,7 +240,6 @@ void unlink(pid t) {
     lock lk(q->hooks_lock);
     if (detail::alive_locked(q, t.serial()) && q->sig) q->sig->links.erase(me.serial());
   }
-  detail::spend(1);
 }
 
 void exit(pid t, exit_reason reason) {
@@ -265,13 +263,10 @@ bool process_flag(trap_exit_flag, bool on) {
 // ---- monitors ---------------------------------------------------------------
 
 monitor_ref monitor(pid t) {
-  detail::process* self = detail::current_or_throw("monitor");
+  detail::process* self = detail::enter_runtime("monitor");
   const pid me = self->self_pid();
   monitor_ref ref{self->rt->next_monitor_id(), t};
-  if (t == me) {  // allowed, as in OTP; a process outlives nothing of its own
-    detail::spend(1);
-    return ref;
-  }
+  if (t == me) return ref;  // allowed, as in OTP; a process outlives nothing of its own
   {
     lock lk(self->hooks_lock);
     self->signals().watching.insert(ref.id, t);
@@ -289,12 +284,11 @@ monitor_ref monitor(pid t) {
     self->sig->watching.erase(ref.id);
     detail::post_locked(self, detail::make_envelope<down>(me.serial(), down{ref, t, exit_reason::noproc()}));
   }
-  detail::spend(1);
   return ref;
 }
 
 bool demonitor(const monitor_ref& ref, bool flush) {
-  detail::process* self = detail::current_or_throw("demonitor");
+  detail::process* self = detail::enter_runtime("demonitor");
   bool active = false;
   {
     lock lk(self->hooks_lock);
@@ -319,20 +313,19 @@ bool demonitor(const monitor_ref& ref, bool flush) {
       }
     }
   }
-  detail::spend(1);
   return active;
 }
 
 // ---- names ------------------------------------------------------------------
 
 void register_name(std::string_view name, pid p) {
-  detail::current_or_throw("register_name")->rt->names().add(name, p);
+  detail::enter_runtime("register_name")->rt->names().add(name, p);
 }
 bool unregister_name(std::string_view name) {
-  return detail::current_or_throw("unregister_name")->rt->names().remove(name);
+  return detail::enter_runtime("unregister_name")->rt->names().remove(name);
 }
 std::optional<pid> whereis(std::string_view name) {
-  return detail::current_or_throw("whereis")->rt->names().whereis(name);
+  return detail::enter_runtime("whereis")->rt->names().whereis(name);
 }
 
 // ---- process_info -----------------------------------------------------------

@@ -33,11 +33,23 @@ inline void check_kill(process* p) {
 }  // namespace
 
 void spend_slow(process* p) {
+  if (EMBER_UNLIKELY(p->in_blocking)) {
+    // Off the schedulers: nothing to yield to, and exit signals wait until
+    // the blocking function returns.
+    p->budget.store(blocking_budget, std::memory_order_relaxed);
+    return;
+  }
   check_kill(p);
-  if (p->w->budget <= 0) {
+  if (p->budget.load(std::memory_order_relaxed) <= 0) {
     switch_out(p, switch_request::yield);
     check_kill(p);
   }
+}
+
+process* enter_runtime(const char* operation, long n) {
+  process* p = current_or_throw(operation);
+  spend_in(p, n);
+  return p;
 }
 
 void spend(long n) {
@@ -45,6 +57,9 @@ void spend(long n) {
 }
 
 void wait_for_message(process* self, std::int64_t deadline_ns, timer_ref& timer) {
+  if (EMBER_UNLIKELY(self->in_blocking))
+    throw error("ember::receive would wait for a message inside ember::blocking (the process runs off the "
+                "schedulers there); receive before or after the blocking section");
   if (deadline_ns >= 0 && !timer.node) {
     std::uint64_t seq = self->wait_seq.load(std::memory_order_relaxed) + 1;
     self->wait_seq.store(seq, std::memory_order_relaxed);
@@ -73,6 +88,7 @@ pid self() { return detail::current_or_throw("self")->self_pid(); }
 
 void yield() {
   detail::process* p = detail::current_or_throw("yield");
+  if (p->in_blocking) return;  // off the schedulers: nobody to yield to
   detail::check_kill(p);
   detail::switch_out(p, detail::switch_request::yield);
   detail::check_kill(p);

@@ -10,17 +10,19 @@
 #include "ember/detail/runtime_core.hpp"
 #include "ember/names.hpp"
 #include "ember/receive.hpp"
+#include "ember/scheduler/carrier.hpp"
 #include "ember/timer.hpp"
 #include "ember/timer/wheel.hpp"
 
 namespace ember::detail {
 
+void switch_out(process* p, switch_request req);
+
 namespace {
 constexpr std::int64_t ns_per_ms = 1000000;
 
-/// A node of self's worker, with its id and deadline set (not yet pending).
-timer_ref take_node(process* self, std::int64_t now_ns, std::int64_t deadline_ns) {
-  worker* w = self->w;
+/// A node of w, with its id and deadline set (not yet pending).
+timer_ref take_node(worker* w, std::int64_t now_ns, std::int64_t deadline_ns) {
   if (w->wheel().empty() && now_ns > 0) w->wheel().catch_up(std::uint64_t(now_ns) / ns_per_ms);
   timer_node* n = w->timer_nodes().get();
   const std::uint64_t id = w->next_timer_id();
@@ -33,10 +35,10 @@ timer_ref take_node(process* self, std::int64_t now_ns, std::int64_t deadline_ns
   return {n, id};
 }
 
-void publish(process* self, const timer_ref& ref) {
+void publish(worker* w, const timer_ref& ref) {
   // ordering: release publishes the node's fields to cancel/read_timer.
   ref.node->head().word.store(timer_node::make_word(ref.id, timer_pending), std::memory_order_release);
-  self->w->wheel().insert(ref.node);
+  w->wheel().insert(ref.node);
 }
 
 /// Decide a pending timer as cancelled; the node then belongs to us to
@@ -49,7 +51,8 @@ bool claim(const timer_ref& ref) noexcept {
 
 void give_back(timer_node* n) noexcept {
   worker* owner = n->owner();
-  if (this_worker() == owner) owner->push_local_cancel(n);
+  worker_lease w;
+  if (w.get() == owner) owner->push_local_cancel(n);
   else owner->push_remote_cancel(n);
 }
 
@@ -59,42 +62,62 @@ std::chrono::milliseconds left_of(std::int64_t deadline_ns, std::int64_t now_ns)
 }
 }  // namespace
 
-timer_ref timer_begin(process* self, std::int64_t delay_ns) {
-  const std::int64_t now = self->rt->now_ns();
-  return take_node(self, now, now + delay_ns);
+worker* timer_lease::enter(process* self, const char* what, carrier*& c) {
+  for (;;) {
+    c = this_carrier();
+    if (worker* w = c->enter()) return w;
+    if (self->in_blocking)
+      throw error(std::string("ember::") + what +
+                  " is not available inside ember::blocking (the process runs off the schedulers there)");
+    // Its carrier lost the worker (a hand-off): go on on a worker first.
+    switch_out(self, switch_request::yield);
+  }
 }
 
-void timer_commit(process* self, timer_ref ref, pid dest, std::string_view dest_name) {
+timer_lease::timer_lease(process* self, const char* what) : w(enter(self, what, c_)) {}
+timer_lease::~timer_lease() { c_->leave(); }
+
+timer_ref timer_begin(timer_lease& l, process* self, std::int64_t deadline_ns) {
+  return take_node(l.w, self->rt->now_ns(), deadline_ns);
+}
+
+void timer_commit(timer_lease& l, timer_ref ref, pid dest, std::string_view dest_name) {
   timer_node* n = ref.node;
   if (!dest_name.empty()) {
     n->kind = timer_kind::named;
     try {
       n->dest_name = new std::string(dest_name);
     } catch (...) {
-      timer_abandon(self, ref);
+      timer_abandon(l, ref);
       throw;
     }
   } else {
     n->dest = dest.block();
     n->dest_serial = dest.serial();
   }
-  publish(self, ref);
-  spend_in(self, 1);
+  publish(l.w, ref);
 }
 
-void timer_abandon(process* self, timer_ref ref) noexcept {
+void timer_abandon(timer_lease& l, timer_ref ref) noexcept {
   ref.node->drop_message();
-  self->w->timer_nodes().put(ref.node);
+  l.w->timer_nodes().put(ref.node);
 }
+
+timer_ref timer_fired_at_once(process* self) { return {nullptr, self->rt->timer_id_block(1)}; }
+
+std::int64_t now_ns_of(process* self) noexcept { return self->rt->now_ns(); }
+
+std::optional<pid> whereis_in(process* self, std::string_view name) { return self->rt->names().whereis(name); }
 
 timer_ref arm_receive_timeout(process* self, std::int64_t deadline_ns, std::uint64_t wait_seq) {
-  const std::int64_t now = self->w->wheel().empty() ? self->rt->now_ns() : 0;
-  timer_ref ref = take_node(self, now, deadline_ns);
+  timer_lease l(self, "receive");
+  const std::int64_t now = l.w->wheel().empty() ? self->rt->now_ns() : 0;
+  timer_ref ref = take_node(l.w, now, deadline_ns);
   ref.node->kind = timer_kind::receive;
   ref.node->dest = self;
   ref.node->dest_serial = self->serial.load(std::memory_order_relaxed);
   ref.node->wait_seq = wait_seq;
-  publish(self, ref);
+  publish(l.w, ref);
   return ref;
 }
 
@@ -117,6 +140,7 @@ std::optional<std::chrono::milliseconds> cancel_timer(const timer_ref& ref) {
 }
 
 std::optional<std::chrono::milliseconds> read_timer(const timer_ref& ref) {
+  detail::spend(1);
   detail::timer_node* n = ref.node;
   if (!n) return std::nullopt;
   const std::uint64_t pending = detail::timer_node::make_word(ref.id, detail::timer_pending);

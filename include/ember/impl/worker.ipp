@@ -1,5 +1,5 @@
-// ember/impl/worker.ipp — the worker loop, process switching and exit
-// (compiled once, in src/ember.cpp).
+// ember/impl/worker.ipp — the worker loop, a slice of a process, and process
+// exit (compiled once, in src/ember.cpp, after carrier.ipp).
 //
 // Process exit (worker::finish), in order:
 //  1. the fiber has unwound and stored its exit reason, then switched back;
@@ -12,11 +12,9 @@
 //     processes get exit signals, exit waiters are released;
 //  4. the stack goes back to the cache, the block goes to the free list,
 //     the live count drops.
+// A process whose carrier lost its worker during its last slice finishes
+// the same way, with the runtime's pools in place of the worker's caches.
 #pragma once
-
-#include <pthread.h>
-#include <signal.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <exception>
@@ -26,146 +24,10 @@
 #include "ember/detail/runtime_core.hpp"
 #include "ember/detail/signals.hpp"
 #include "ember/heap.hpp"
+#include "ember/scheduler/carrier.hpp"
 #include "ember/scheduler/worker.hpp"
 
 namespace ember::detail {
-
-namespace {
-__attribute__((tls_model("initial-exec"))) thread_local worker* tl_worker = nullptr;
-__attribute__((tls_model("initial-exec"))) thread_local process* tl_process = nullptr;
-
-// The C++ runtime keeps "exceptions being handled" per thread.  A process
-// may switch out inside a catch block and resume on another thread, so each
-// fiber carries its own copy, swapped in and out around every slice.
-struct eh_globals {
-  void* caught = nullptr;
-  unsigned int uncaught = 0;
-};
-}  // namespace
-}  // namespace ember::detail
-
-extern "C" ember::detail::eh_globals* __cxa_get_globals() noexcept;
-
-namespace ember::detail {
-
-EMBER_NOINLINE worker* this_worker() noexcept { return tl_worker; }
-EMBER_NOINLINE process* this_process() noexcept { return tl_process; }
-
-// ---- stack overflow report --------------------------------------------------
-
-namespace {
-struct sigaction previous_segv;
-std::atomic<bool> segv_installed{false};
-
-std::size_t put_dec(char* out, std::uint64_t v) {
-  char tmp[24];
-  std::size_t n = 0;
-  do {
-    tmp[n++] = char('0' + v % 10);
-    v /= 10;
-  } while (v);
-  for (std::size_t i = 0; i < n; ++i) out[i] = tmp[n - 1 - i];
-  return n;
-}
-std::size_t put_str(char* out, const char* s) {
-  std::size_t n = std::strlen(s);
-  std::memcpy(out, s, n);
-  return n;
-}
-
-void on_segv(int sig, siginfo_t* si, void* uc) {
-  process* p = tl_process;
-  char* addr = static_cast<char*>(si->si_addr);
-  if (p && p->stk.base && addr >= p->stk.base - stack_pool::page_size() &&
-      addr < p->stk.usable_bottom()) {
-    char msg[256];
-    std::size_t n = put_str(msg, "ember: stack overflow in process <0.");
-    n += put_dec(msg + n, p->serial.load(std::memory_order_relaxed));
-    n += put_str(msg + n, ".0> (stack size ");
-    n += put_dec(msg + n, p->stk.usable_size());
-    n += put_str(msg + n, " bytes); give it a larger spawn_options::stack_size\n");
-    ssize_t ignored = ::write(2, msg, n);
-    (void)ignored;
-    ::signal(SIGABRT, SIG_DFL);
-    ::abort();
-  }
-  // Not an overflow of a process stack: hand the fault to whoever had it.
-  ::sigaction(SIGSEGV, &previous_segv, nullptr);
-  (void)sig;
-  (void)uc;
-}
-
-void install_overflow_handler() {
-#if !EMBER_ASAN && !EMBER_TSAN
-  bool expected = false;
-  if (!segv_installed.compare_exchange_strong(expected, true)) return;
-  struct sigaction sa {};
-  sa.sa_sigaction = &on_segv;
-  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-  sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGSEGV, &sa, &previous_segv);
-#endif
-}
-}  // namespace
-
-// ---- fiber entry ------------------------------------------------------------
-
-namespace {
-/// Run the entry; false when it returned asking to hibernate (the process
-/// lives on without a stack), true when the process has ended.
-EMBER_NOINLINE bool run_process_body(process* p) noexcept {
-  exit_reason r;
-  bool crashed = false;
-  try {
-    // A process killed before it started does not start.  (An entry
-    // called again after hibernation runs, and notices the kill itself.)
-    if (!p->entry_started && p->kill_pending.load(std::memory_order_acquire)) throw exit_exception{p->reason};
-    p->entry_started = true;
-    p->invoke(p);
-    if (p->hibernate_on_return) {
-      p->hibernate_on_return = false;
-      return false;
-    }
-    if (std::optional<exit_reason>& x = p->w->exit_on_return) {
-      r = std::move(*x);
-      x.reset();
-    }
-  } catch (exit_exception& e) {
-    r = std::move(e.reason);
-  } catch (const std::exception& e) {
-    r = exit_reason::error(e.what());
-    crashed = true;
-  } catch (...) {
-    r = exit_reason::error("unknown exception (not derived from std::exception)");
-    crashed = true;
-  }
-  p->destroy_entry();
-  if (crashed) p->rt->crash_report(p->self_pid(), r);
-  // Close to signals and set the final reason in one step: a kill that
-  // arrives after the body ended no longer counts.
-  std::lock_guard lk(p->hooks_lock);
-  p->hooks_closed = true;
-  p->reason = std::move(r);
-  return true;
-}
-
-void process_entry(transfer t) {
-  on_context_entry();
-  auto* p = static_cast<process*>(t.data);
-  p->return_ctx = t.fctx;
-  const switch_request req = run_process_body(p) ? switch_request::exit : switch_request::hibernate;
-  worker* w = p->w;
-  switch_to(p->return_ctx, reinterpret_cast<void*>(req), p->side, w->side, true);
-  __builtin_unreachable();
-}
-}  // namespace
-
-/// Switch from the running process back to its worker.  Process context.
-void switch_out(process* p, switch_request req) {
-  worker* w = p->w;
-  transfer t = switch_to(p->return_ctx, reinterpret_cast<void*>(req), p->side, w->side);
-  p->return_ctx = t.fctx;  // resumed, possibly by another worker
-}
 
 // ---- worker -----------------------------------------------------------------
 
@@ -174,48 +36,18 @@ worker::worker(runtime_core& rt, std::uint32_t index)
       rng_(index * 7919u + 1u) {}
 
 worker::~worker() {
-  join();
   drop_timers();  // and whatever was cancelled from outside since
 }
 
-void worker::start() {
-  install_overflow_handler();
-  thread_ = std::thread([this] { main(); });
-}
-void worker::join() {
-  if (thread_.joinable()) thread_.join();
-}
-
-void worker::main() {
-  tl_worker = this;
-  eh_globals_ = __cxa_get_globals();  // per thread, fixed for its life
-  pthread_attr_t attr;
-  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-    void* addr = nullptr;
-    std::size_t size = 0;
-    pthread_attr_getstack(&attr, &addr, &size);
-    side.stack_bottom = addr;
-    side.stack_size = size;
-    pthread_attr_destroy(&attr);
-  }
-#if EMBER_TSAN
-  side.tsan_fiber = __tsan_get_current_fiber();
-#endif
-  // An alternate signal stack, so a stack overflow can still be reported.
-  std::vector<char> alt(64 * 1024);
-  stack_t ss{};
-  ss.ss_sp = alt.data();
-  ss.ss_size = alt.size();
-  ::sigaltstack(&ss, nullptr);
-
+bool worker::run_on(carrier& c) {
   while (!rt_.shutting_down()) {
-    if (process* p = find_work()) run(p);
-    else park_idle();
+    if (process* p = find_work()) {
+      if (!run(c, p)) return false;
+    } else {
+      park_idle();
+    }
   }
-  drop_timers();
-  ss.ss_flags = SS_DISABLE;
-  ::sigaltstack(&ss, nullptr);
-  tl_worker = nullptr;
+  return true;
 }
 
 void worker::push_lifo(process* p) {
@@ -382,6 +214,13 @@ void worker::drop_timers() noexcept {
 
 process* worker::find_work() {
   const long full = rt_.options().reductions;
+  // Timers by time: when the monitor's clock has ticked since the last look
+  // (a busy worker), and every 61st tick.
+  const std::uint64_t clock = rt_.clock_tick();
+  if (EMBER_UNLIKELY(clock != seen_clock_)) {
+    seen_clock_ = clock;
+    fire_timers();
+  }
   // Every 61st tick, and after a process used up its slice, look outside
   // the local queue first, so that nothing waits there longer than a slice.
   if (++tick_ % 61 == 0 || preempted_) {
@@ -389,18 +228,18 @@ process* worker::find_work() {
     if (tick_ % 61 == 0) fire_timers();
     if (process* p = take_inject()) {
       if (lifo_) push_back(lifo_), lifo_ = nullptr;
-      budget = full;
+      budget_ = full;
       return p;
     }
   }
   if (lifo_) {
     process* p = lifo_;
     lifo_ = nullptr;
-    if (budget > 0) return p;  // runs on what is left of the slice
+    if (budget_ > 0) return p;  // runs on what is left of the slice
     push_back(p);
   }
   if (process* p = local_.pop()) {
-    budget = full;
+    budget_ = full;
     return p;
   }
   fire_timers();
@@ -411,7 +250,7 @@ process* worker::find_work() {
     bool last = rt_.idle().end_search();
     if (p && last) rt_.notify_one();
   }
-  if (p) budget = full;
+  if (p) budget_ = full;
   return p;
 }
 
@@ -458,10 +297,11 @@ void worker::park_idle() {
   }
   parker_.park(timeout);
   rt_.idle().cancel_park(index_);
+  rt_.monitor().wake_if_asleep();
 }
 
-void worker::run(process* p) {
-  auto* g = static_cast<eh_globals*>(eh_globals_);
+bool worker::run(carrier& c, process* p) {
+  auto* g = static_cast<eh_globals*>(c.eh_globals);
   for (;;) {
     if (!p->stk) {
       p->stk = p->stack_class == stacks_.size_class() ? stacks_.acquire()
@@ -474,51 +314,82 @@ void worker::run(process* p) {
 #endif
       p->ctx = make_context(p->stk.usable_bottom(), p->stk.usable_size(), &process_entry);
     }
-    p->w = this;
     p->status.store(process_status::running, std::memory_order_relaxed);
+    p->budget.store(budget_, std::memory_order_relaxed);
     tl_process = p;
     eh_globals mine = *g;
     std::memcpy(g, p->eh_state, sizeof(eh_globals));
-    const long before = budget;
-    transfer t = switch_to(p->ctx, p, side, p->side);
-    p->reductions.store(p->reductions.load(std::memory_order_relaxed) + std::uint64_t(before - budget),
+    const long before = budget_;
+    c.slice_begin(p);
+    transfer t = switch_to(p->ctx, p, c.side, p->side);
+    const bool kept = c.slice_end();
+    if (EMBER_UNLIKELY(c.long_schedule_due())) c.report_long_schedule(p);
+    // From here, while !kept, nothing of this worker may be touched: it
+    // runs on another carrier now.
+    const long left = p->budget.load(std::memory_order_relaxed);
+    p->reductions.store(p->reductions.load(std::memory_order_relaxed) + std::uint64_t(before - std::min(before, left)),
                         std::memory_order_relaxed);
     std::memcpy(p->eh_state, g, sizeof(eh_globals));
     *g = mine;
     tl_process = nullptr;
     p->ctx = t.fctx;
-    switch (static_cast<switch_request>(reinterpret_cast<std::uintptr_t>(t.data))) {
+    const auto req = static_cast<switch_request>(reinterpret_cast<std::uintptr_t>(t.data));
+    if (!kept) {
+      c.left_behind = p;  // the carrier retires first, then deals with it
+      c.left_behind_req = req;
+      return false;
+    }
+    budget_ = left;
+    switch (req) {
       case switch_request::yield:
         p->status.store(process_status::runnable, std::memory_order_relaxed);
         preempted_ = true;
+        // What came due meanwhile goes ahead of it in the queue.
+        fire_timers();
         push_back(p);
-        return;
+        return true;
       case switch_request::wait:
-        p->status.store(process_status::waiting, std::memory_order_relaxed);
-        if (p->mbox.block()) return;  // a sender or a timer will wake it
-        // Something arrived while it was switching out: go on with it.
-        if (budget > 0) continue;
-        push_back(p);
-        return;
       case switch_request::hibernate:
-        // Its stack is done with (the entry returned): give it back now,
-        // and start the entry again on a fresh one when a message comes.
-        release_stack(p);
+        if (req == switch_request::hibernate) release_stack(rt_, this, p);
         p->status.store(process_status::waiting, std::memory_order_relaxed);
-        if (p->mbox.block()) return;
-        if (budget > 0) continue;
+        if (p->mbox.block()) return true;  // a sender or a timer will wake it
+        // Something arrived while it was switching out: go on with it.
+        if (budget_ > 0) continue;
         push_back(p);
-        return;
+        return true;
       case switch_request::exit:
-        finish(p);
-        return;
+        finish(rt_, this, p);
+        return true;
     }
+    return true;
   }
 }
 
-void worker::release_stack(process* p) noexcept {
-  if (p->stk.size == stacks_.size_class()) stacks_.release(p->stk);
-  else rt_.stacks().release(p->stk);
+void worker::after_slice(runtime_core& rt, worker* w, process* p, switch_request req) {
+  switch (req) {
+    case switch_request::yield:
+      p->status.store(process_status::runnable, std::memory_order_relaxed);
+      if (w) w->push_back(p);
+      else rt.inject(p);
+      return;
+    case switch_request::wait:
+    case switch_request::hibernate:
+      if (req == switch_request::hibernate) release_stack(rt, w, p);
+      p->status.store(process_status::waiting, std::memory_order_relaxed);
+      if (p->mbox.block()) return;
+      p->status.store(process_status::runnable, std::memory_order_relaxed);
+      if (w) w->push_back(p);
+      else rt.inject(p);
+      return;
+    case switch_request::exit:
+      finish(rt, w, p);
+      return;
+  }
+}
+
+void worker::release_stack(runtime_core& rt, worker* w, process* p) noexcept {
+  if (w && p->stk.size == w->stacks_.size_class()) w->stacks_.release(p->stk);
+  else rt.stacks().release(p->stk);
   p->stk = {};
   p->ctx = nullptr;
   p->has_stack.store(false, std::memory_order_relaxed);
@@ -528,7 +399,7 @@ void worker::release_stack(process* p) noexcept {
 #endif
 }
 
-void worker::finish(process* p) {
+void worker::finish(runtime_core& rt, worker* w, process* p) {
   p->status.store(process_status::exiting, std::memory_order_relaxed);
   // A call still queued here will never be handled: answer it with the
   // exit reason, so its caller does not wait for nothing.
@@ -560,11 +431,11 @@ void worker::finish(process* p) {
     p->serial.store(0, std::memory_order_release);
   }
   deliver_exit(p, me);
-  release_stack(p);
+  release_stack(rt, w, p);
   p->reason = exit_reason{};
   p->status.store(process_status::free, std::memory_order_relaxed);
-  rt_.release_block(*this, p);
-  rt_.on_process_exit();
+  rt.release_block(w, p);
+  rt.on_process_exit();
 }
 
 }  // namespace ember::detail

@@ -40,6 +40,9 @@ class worker;
 
 enum class process_status : std::uint8_t { free, runnable, running, waiting, exiting };
 
+/// The budget of a process inside ember::blocking: it never runs out there.
+inline constexpr long blocking_budget = long(1) << 60;
+
 /// What a process asks of its worker when it switches out.
 enum class switch_request : std::uintptr_t { yield = 1, wait = 2, exit = 3, hibernate = 4 };
 
@@ -78,10 +81,17 @@ struct process {
   // Read at every runtime call.
   std::atomic<bool> kill_pending{false};
   std::atomic<process_status> status{process_status::free};  // ordering: relaxed, informational
+  // Off the schedulers, in ember::blocking (owner only): it does not yield,
+  // and exit signals wait until the blocking function returns.
+  bool in_blocking = false;
   runtime_core* rt = nullptr;                // fixed when the chunk is made
+  // Reductions left in the current slice.  Written by the process itself
+  // (spend) and by its worker (a fresh slice), and set to 0 by the monitor
+  // to end a slice that has run too long (ordering: relaxed; a lost store
+  // of the monitor's is repeated at its next tick).  Read at every spend.
+  std::atomic<long> budget{0};
 
-  // -- scheduler: the worker that runs the process ------------------------
-  worker* w = nullptr;                       // the worker running it (valid while running)
+  // -- scheduler -------------------------------------------------------------
   fcontext ctx = nullptr;                    // saved context while not running
   fcontext return_ctx = nullptr;             // where to switch back to (while running)
   switch_side side;                          // this fiber's stack, for the sanitizers

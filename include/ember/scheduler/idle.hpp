@@ -70,7 +70,9 @@ public:
     sleeping_.fetch_sub(1, std::memory_order_seq_cst);
     return int(w);
   }
-  [[nodiscard]] std::uint32_t sleeping() const noexcept { return sleeping_.load(std::memory_order_acquire); }
+  /// ordering: seq_cst; the monitor's check before it sleeps with no tick
+  /// pairs with a worker's cancel_park then wake_if_asleep (sysmon.hpp).
+  [[nodiscard]] std::uint32_t sleeping() const noexcept { return sleeping_.load(std::memory_order_seq_cst); }
 
 private:
   const std::uint32_t workers_;

@@ -1,9 +1,11 @@
-// ember/scheduler/worker.hpp — one scheduler thread.
+// ember/scheduler/worker.hpp — the state of one scheduler: what a carrier
+// thread (carrier.hpp) runs.
 //
 // A worker runs processes, one slice at a time.  Where it looks for work, in
 // order (steps of find_work):
-//  1. every 61st tick: due timers, then the inject queue (so neither starves);
-//     after a process yielded its slice: the inject queue;
+//  1. when the monitor's clock tick moved since it last looked (sysmon.hpp),
+//     and every 61st scheduling tick: due timers; every 61st tick, and after
+//     a process yielded its slice: the inject queue (so neither starves);
 //  2. the LIFO slot — the process just woken by a message sent from this
 //     worker — which runs on the rest of the current slice's budget, so two
 //     processes ping-ponging cannot keep the queue waiting longer than a slice;
@@ -15,15 +17,19 @@
 //     not wake anyone), then park (idle.hpp has the protocol), with a
 //     timeout for its next timer.  With a manual clock, this is where a
 //     pending advance() steps time to the next due timer (clock.hpp).
+// A process that yields its slice goes to the back of the local queue after
+// the timers due by then have fired, so what they wake runs first.
 //
 // Timers (send_after, start_timer, receive timeouts) live in the wheel of
 // the worker whose process started them (timer/wheel.hpp).  Cancelling on
 // that worker unlinks at once; from elsewhere the node comes back through
 // the remote-cancel stack, which the worker empties before it looks at its
-// wheel.
+// wheel.  A worker's wheel moves with the worker: when a held worker is
+// handed to another carrier, its timers go on firing there.
 //
-// Threads: everything here is worker only (the owning thread), except the
-// stealer view of `local` and `parker.unpark()`, which any thread may use.
+// Threads: everything here is for the carrier that runs the worker, inside
+// its lease (carrier.hpp), except the stealer view of `local` and
+// `parker.unpark()`, which any thread may use, and push_remote_cancel.
 // Ownership: a worker owns its run queue's entries while they are queued,
 // its timers and its stack cache; the runtime owns the worker.
 #pragma once
@@ -31,7 +37,6 @@
 #include <cstdint>
 #include <optional>
 #include <random>
-#include <thread>
 #include <vector>
 
 #include "ember/process/process.hpp"
@@ -43,6 +48,7 @@
 namespace ember::detail {
 
 class runtime_core;
+class carrier;
 
 class worker {
 public:
@@ -51,21 +57,17 @@ public:
   worker& operator=(const worker&) = delete;
   ~worker();
 
-  void start();
-  void join();
-
   // -- any thread -----------------------------------------------------------
   [[nodiscard]] std::uint32_t index() const noexcept { return index_; }
   [[nodiscard]] runtime_core& runtime() const noexcept { return rt_; }
   run_queue<process>& queue() noexcept { return local_; }
   parker& park_handle() noexcept { return parker_; }
 
-  // -- worker only ----------------------------------------------------------
-  /// Set by a process entry just before it returns to end its process with
-  /// this reason instead of `normal` (cheaper than throwing an
-  /// exit_exception through it).  Read and cleared by the worker right
-  /// after the entry returns, on the same thread.
-  std::optional<exit_reason> exit_on_return;
+  // -- the carrier running it, in its lease -----------------------------------
+  /// Run processes until the runtime shuts down (true) or the worker is
+  /// taken from c while one of its processes runs (false: c holds no lease
+  /// and must not touch the worker again; the process is c.left_behind).
+  bool run_on(carrier& c);
   /// Make p runnable here: into the LIFO slot (message wake-ups) or the back
   /// of the local queue (new and preempted processes).
   void push_lifo(process* p);
@@ -81,31 +83,34 @@ public:
   }
   /// Unlink a cancelled node and recycle it (and its message).
   void release_timer(timer_node* n) noexcept;
-  /// Take back a node cancelled on this worker's own thread.  It is
-  /// unlinked, and its message destroyed, in a batch (cancel_batch at a
-  /// time, or before the wheel next moves or the worker parks): the batch
-  /// overlaps the cache misses that one unlink at a time would wait for.
+  /// Take back a node cancelled in this worker's lease.  It is unlinked,
+  /// and its message destroyed, in a batch (cancel_batch at a time, or
+  /// before the wheel next moves or the worker parks): the batch overlaps
+  /// the cache misses that one unlink at a time would wait for.
   void push_local_cancel(timer_node* n) noexcept {
     local_cancels_[local_cancel_count_++] = n;
     if (local_cancel_count_ == cancel_batch) drain_local_cancels();
   }
-  /// Take back a node cancelled on another thread (any thread).
+  /// Take back a node cancelled anywhere else (any thread).
   void push_remote_cancel(timer_node* n) noexcept {
     timer_node* h = remote_cancels_.load(std::memory_order_relaxed);
     do n->remote_next = h;
     while (!remote_cancels_.compare_exchange_weak(h, n, std::memory_order_release, std::memory_order_relaxed));
   }
-  /// Reductions left in the current slice.
-  long budget = 0;
-  /// Block caches (owner only), refilled from / flushed to the runtime.
+  /// Block caches, refilled from / flushed to the runtime.
   std::vector<process*> free_blocks;
   std::uint64_t serial_next = 0, serial_end = 0;
   stack_cache& stacks() noexcept { return stacks_; }
-  /// This worker's sanitizer side of every switch.
-  switch_side side;
+  /// The carrier running it (guarded by the carrier_pool's mutex).
+  carrier* owner = nullptr;
+
+  /// What a process that switched out asked for, done on the thread it
+  /// switched back to.  w is that thread's worker in its lease, or nullptr
+  /// when the thread has none (the process then goes to the inject queue,
+  /// its stack and block to the runtime's pools).
+  static void after_slice(runtime_core& rt, worker* w, process* p, switch_request req);
 
 private:
-  void main();
   process* find_work();
   process* take_inject();
   process* steal();
@@ -122,9 +127,11 @@ private:
   void drop_timers() noexcept;
   std::uint64_t rt_timer_id_block();
   void park_idle();
-  void run(process* p);
-  void finish(process* p);
-  void release_stack(process* p) noexcept;
+  /// Run p (and what takes over the rest of its slice); false when the
+  /// worker was taken from c meanwhile.
+  bool run(carrier& c, process* p);
+  static void finish(runtime_core& rt, worker* w, process* p);
+  static void release_stack(runtime_core& rt, worker* w, process* p) noexcept;
   [[nodiscard]] bool work_visible() const;
 
   runtime_core& rt_;
@@ -140,15 +147,13 @@ private:
   std::uint64_t timer_id_next_ = 0, timer_id_end_ = 0;
   parker parker_;
   stack_cache stacks_;
-  std::uint64_t tick_ = 0;
-  bool preempted_ = false;
-  void* eh_globals_ = nullptr;  // this thread's C++ exception state  // the last process run yielded its slice
+  long budget_ = 0;             // reductions left in the current slice
+  std::uint64_t tick_ = 0;      // scheduling ticks
+  std::uint64_t seen_clock_ = 0;  // the monitor's clock tick at the last timer check
+  bool preempted_ = false;      // the last process run yielded its slice
   std::minstd_rand rng_;
-  std::thread thread_;
 };
 
-/// The worker running on this thread, or nullptr (any thread).
-worker* this_worker() noexcept;
 /// The process running on this thread, or nullptr (any thread).
 process* this_process() noexcept;
 

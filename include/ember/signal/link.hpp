@@ -82,11 +82,9 @@ void link_new_child(process* self, process* p, ember::pid child);
 /// so the child cannot exit unseen.
 template <class F>
 pid spawn_link(F&& fn, const spawn_options& o = {}) {
-  detail::process* self = detail::current_or_throw("spawn_link");
+  detail::process* self = detail::enter_runtime("spawn_link", 10);
   detail::process* p = self->rt->make_process(std::forward<F>(fn), o, "spawn_link");
-  pid child = self->rt->publish_spawn(p, [&](ember::pid c) { detail::link_new_child(self, p, c); });
-  detail::spend(10);
-  return child;
+  return self->rt->publish_spawn(p, [&](ember::pid c) { detail::link_new_child(self, p, c); });
 }
 
 }  // namespace ember

@@ -69,11 +69,10 @@ void monitor_new_child(process* self, process* p, ember::pid child, std::uint64_
 /// spawn() and monitor() in one step: the child cannot exit unobserved.
 template <class F>
 std::pair<pid, monitor_ref> spawn_monitor(F&& fn, const spawn_options& o = {}) {
-  detail::process* self = detail::current_or_throw("spawn_monitor");
+  detail::process* self = detail::enter_runtime("spawn_monitor", 10);
   detail::process* p = self->rt->make_process(std::forward<F>(fn), o, "spawn_monitor");
   std::uint64_t id = self->rt->next_monitor_id();
   pid child = self->rt->publish_spawn(p, [&](pid c) { detail::monitor_new_child(self, p, c, id); });
-  detail::spend(10);
   return {child, monitor_ref{id, child}};
 }
 
