@@ -15,6 +15,7 @@
 //           ember_bench fanin_bounded [S = 1000 [K = 10000 [C = 10000]]]
 //           ember_bench timers     [T = 1000000 [D = 10000]]
 //           ember_bench call       [N = 1000000]
+//           ember_bench fairness   [D_ms = 2000 [C = 0]]   (C = 1: hogs call checkpoint())
 //
 // Worker threads: $CORES if set, else std::thread::hardware_concurrency().
 // The driver is the root process of ember::run.
@@ -25,7 +26,9 @@
 // runtime shutdown that does not finish within $EMBER_BENCH_TEARDOWN_TIMEOUT
 // seconds (default 120) prints the result again with `ok=0
 // error=teardown_hang` and exits with status 4.
+#include <algorithm>
 #include <atomic>
+#include <memory>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -479,9 +482,73 @@ void timers() {
        bad == 0 && cancelled + already == ncancel && fired == t - cancelled && extra == 0);
 }
 
+// -- fairness: H plain-loop hogs (one per worker) against a 1 ms ticker ---------
+//
+// Not one of the bench-peers workloads (their Erlang, Go and CAF numbers
+// for the same workload are quoted in docs/performance.md).  The driver
+// starts a ticker that wants to run every millisecond on absolute due times
+// (due += 1 ms; a late tick does not move the schedule), then H = workers
+// hogs that each spin for D ms; with C = 1 they call checkpoint() every
+// 1024 iterations, with C = 0 they make no runtime call at all.  Lateness
+// = when the ticker ran - when it was due, for the ticks due while the
+// hogs ran.  timed: the hogs' D ms.
+
+struct fair_stop {};
+struct fair_result {
+  std::vector<std::int64_t> late_us;
+};
+
+void fairness() {
+  const std::int64_t d_ms = arg(0, 2000), checkpoint = arg(1, 0);
+  const std::int64_t hogs = std::int64_t(g_threads);
+  auto running = std::make_shared<std::atomic<std::int64_t>>(0);
+  const pid me = ember::self();
+  const pid ticker = ember::spawn([running, me] {
+    fair_result r;
+    r.late_us.reserve(1 << 16);
+    ember::time_point due = ember::now();
+    for (;;) {
+      due += std::chrono::milliseconds(1);
+      if (ember::receive([](fair_stop) { return true; }, ember::after(due, [] { return false; }))) break;
+      if (running->load(std::memory_order_relaxed) > 0)
+        r.late_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(ember::now() - due).count());
+    }
+    ember::send(me, std::move(r));
+  });
+  auto t0 = clk::now();
+  const auto until = t0 + std::chrono::milliseconds(d_ms);
+  for (std::int64_t i = 0; i < hogs; ++i)
+    ember::spawn([running, me, until, checkpoint] {
+      running->fetch_add(1);
+      std::uint64_t x = 1;
+      for (std::uint64_t i = 1;; ++i) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        if ((i & 1023) == 0) {
+          if (checkpoint) ember::checkpoint();
+          if (clk::now() >= until) break;
+        }
+      }
+      running->fetch_sub(1);
+      ember::send(me, done_msg{std::int64_t(x & 1)});
+    });
+  for (std::int64_t i = 0; i < hogs; ++i) ember::receive<done_msg>();
+  auto t1 = clk::now();
+  ember::send(ticker, fair_stop{});
+  fair_result r = ember::receive<fair_result>();
+  std::sort(r.late_us.begin(), r.late_us.end());
+  auto pct = [&](double q) -> std::int64_t {
+    if (r.late_us.empty()) return -1;
+    return r.late_us[std::min(r.late_us.size() - 1, std::size_t(q * double(r.late_us.size())))];
+  };
+  emit(kv("hogs", hogs) + kv("d_ms", d_ms) + kv("checkpoint", checkpoint), ns(t0, t1),
+       kv("ticks", std::int64_t(r.late_us.size())) + kv("p50_us", pct(0.50)) + kv("p99_us", pct(0.99)) +
+           kv("max_us", r.late_us.empty() ? std::int64_t(-1) : r.late_us.back()),
+       !r.late_us.empty());
+}
+
 void usage() {
   std::fprintf(stderr,
-               "usage: ember_bench pingpong|ring|skynet|spawn_idle|spawn_idle_gen_server|fanin|fanin_bounded|call|timers [params]\n");
+               "usage: ember_bench pingpong|ring|skynet|spawn_idle|spawn_idle_gen_server|fanin|fanin_bounded|call|timers|fairness [params]\n");
 }
 
 }  // namespace
@@ -514,6 +581,7 @@ int main(int argc, char** argv) {
   else if (g_name == "fanin") workload = fanin;
   else if (g_name == "fanin_bounded") workload = fanin_bounded;
   else if (g_name == "call") workload = call;
+  else if (g_name == "fairness") workload = fairness;
   else if (g_name == "timers") {
     workload = timers;
   } else {
