@@ -20,7 +20,9 @@ using ember_test::opts;
 namespace {
 struct about {};
 struct entered {};
-struct done {};
+struct done {
+  int value = 0;
+};
 struct ping {
   ember::pid from;
   int n;
@@ -53,8 +55,7 @@ TEST_CASE("blocking: more blocking sections than workers and than blocking_threa
             wait_for(gate);
             return 7;
           });
-          CHECK(r == 7);
-          ember::send(me, done{});
+          ember::send(me, done{r});
         });
       // Two sections block two threads; the others wait their turn without
       // holding a worker.
@@ -77,7 +78,7 @@ TEST_CASE("blocking: more blocking sections than workers and than blocking_threa
       CHECK(s.threads <= w + 2 + s.spare_threads);
       open(gate);
       for (int i = 0; i < sections - 2; ++i) ember::receive<entered>();
-      for (int i = 0; i < sections; ++i) ember::receive<done>();
+      for (int i = 0; i < sections; ++i) CHECK(ember::receive<done>().value == 7);
       ember::exit(echo, ember::exit_reason::kill());
     });
     const ember::exit_reason r = root.wait();
@@ -150,9 +151,12 @@ TEST_CASE("blocking: what would wait or needs a worker inside a section is an er
 }
 
 TEST_CASE("blocking: a blocking section that waits for a thread can be killed while it waits", "[blocking]") {
-  // One worker: after the root yields, the waiter has run until it waits.
+  // One worker, and no preemption but by reductions: after the root
+  // yields, the waiter has run until it waits.
   auto o = opts(1);
   o.blocking_threads = 1;
+  o.time_slice = 0us;
+  o.handoff_after = 0us;
   ember::runtime rt(o);
   auto gate = std::make_shared<std::atomic<bool>>(false);
   auto root = rt.spawn_monitor([=, &rt] {
@@ -167,7 +171,10 @@ TEST_CASE("blocking: a blocking section that waits for a thread can be killed wh
     ember::receive<entered>();
     auto [waiter, m] = ember::spawn_monitor([] { ember::blocking([] {}); });
     ember::yield();
-    REQUIRE(rt.scheduler().blocking_waits == 1);
+    const ember::scheduler_stats st = rt.scheduler();
+    INFO("off " << st.off_scheduler << " threads " << st.threads << " handoffs " << st.handoffs << " spare "
+                << st.spare_threads << " preemptions " << st.preemptions);
+    REQUIRE(st.blocking_waits == 1);
     ember::exit(waiter, ember::exit_reason::kill());
     CHECK(ember::receive<ember::down>().reason == ember::exit_reason::killed());
     open(gate);

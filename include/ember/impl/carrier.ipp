@@ -253,6 +253,8 @@ void carrier::start(worker* first) {
 
 void carrier::main(worker* first) {
   tl_carrier = this;
+  tid = pid_t(::syscall(SYS_gettid));
+  if (pthread_getcpuclockid(pthread_self(), &cpu_clock) != 0) cpu_clock = CLOCK_THREAD_CPUTIME_ID;
   eh_globals = __cxa_get_globals();  // per thread, fixed for its life
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {

@@ -99,7 +99,7 @@ retake_result carrier_pool::retake(carrier& c, std::uint64_t slices) {
   // sees handed_at_ns_).
   c.revoke_.store(2, std::memory_order_release);
   // Its holder goes back to a worker at its next runtime call.
-  if (process* p = c.running_.load(std::memory_order_relaxed)) p->budget.store(0, std::memory_order_relaxed);
+  if (process* p = c.running_.load(std::memory_order_acquire)) p->budget.store(0, std::memory_order_relaxed);
   hand_locked(c, *to, w);
   return retake_result::handed;
 }
@@ -166,6 +166,14 @@ void carrier_pool::retire(carrier& c) noexcept {
   {
     std::lock_guard lk(mu_);
     --used_;
+    // A spare from now on (or ending: one spare per worker is enough),
+    // before the process it ran goes back to the schedulers.
+    if (!stopping_ && spares_.size() < rt_.worker_count()) {
+      c.spare = true;
+      spares_.push_back(&c);
+    } else {
+      c.exited = true;
+    }
     grant_locked(granted);
   }
   notify(granted);
@@ -173,6 +181,7 @@ void carrier_pool::retire(carrier& c) noexcept {
 
 worker* carrier_pool::wait_for_work(carrier& c) {
   std::unique_lock lk(mu_);
+  if (c.exited) return nullptr;  // retired with enough spares about
   if (!c.next && !stopping_ && !c.spare) {
     // Keep at most one spare per worker; the rest end at once.
     if (spares_.size() >= rt_.worker_count()) {

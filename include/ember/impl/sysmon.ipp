@@ -2,7 +2,12 @@
 // src/ember.cpp).  What a tick does is at the top of scheduler/sysmon.hpp.
 #pragma once
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -126,6 +131,7 @@ void sysmon::look_at(carrier& c, std::int64_t now, bool& active) {
     c.sm_since_ns = now;
     c.sm_flags = 0;
     c.sm_handed_after_ns = -1;
+    c.sm_cpu_at = -1;
     if (slices & 1) active = true;
     return;
   }
@@ -134,10 +140,18 @@ void sysmon::look_at(carrier& c, std::int64_t now, bool& active) {
   if (c.blocking_.load(std::memory_order_relaxed)) return;  // ember::blocking: off the schedulers on purpose
   // The slice began up to a tick before the monitor first saw it.
   const std::int64_t age = now - c.sm_since_ns + interval_.count();
-  if (slice_ns_ > 0 && age >= slice_ns_ && !(c.sm_flags & sm_preempted)) {
-    if (process* p = c.running_.load(std::memory_order_relaxed)) p->budget.store(0, std::memory_order_relaxed);
+  if (slice_ns_ > 0 && age >= slice_ns_) {
+    // The process of this slice: read between two reads of the count (the
+    // carrier writes the process, then the count).  A slice that ends just
+    // after the check costs its process one early yield at worst.  Again
+    // at every tick while the slice goes on: the process's own update of
+    // its budget may have overwritten the 0.
+    process* p = c.running_.load(std::memory_order_acquire);
+    if (p && c.slices_.load(std::memory_order_acquire) == slices) {
+      p->budget.store(0, std::memory_order_relaxed);
+      if (!(c.sm_flags & sm_preempted)) preemptions_.fetch_add(1, std::memory_order_relaxed);
+    }
     c.sm_flags |= sm_preempted;
-    preemptions_.fetch_add(1, std::memory_order_relaxed);
   }
   if (long_ns_ > 0 && age >= long_ns_ && !(c.sm_flags & sm_long)) {
     c.sm_flags |= sm_long;
@@ -145,9 +159,49 @@ void sysmon::look_at(carrier& c, std::int64_t now, bool& active) {
     c.mark_long_schedule(slices, c.sm_since_ns - interval_.count());
   }
   // Outside a lease: its process has made no runtime call that touches the
-  // worker since it began (retake() makes sure).
-  if (handoff_ns_ > 0 && age >= handoff_ns_ && c.owned && c.busy_.load(std::memory_order_relaxed) == 0)
-    c.sm_flags |= sm_handoff_due;
+  // worker since it began (retake() makes sure).  Hand it off when its
+  // thread is running the process's own code or blocked in the kernel —
+  // not when the system merely has not given the thread a CPU (handing
+  // the worker to yet another thread would not help then).
+  if (handoff_ns_ > 0 && c.owned && c.busy_.load(std::memory_order_relaxed) == 0 && age >= handoff_ns_ / 2 &&
+      !(c.sm_flags & sm_handoff_due)) {
+    const std::int64_t cpu = thread_cpu_ns(c);
+    if (c.sm_cpu_at < 0) {
+      c.sm_cpu_ns = cpu;
+      c.sm_cpu_at = now;
+    } else if (age >= handoff_ns_) {
+      const std::int64_t window = now - c.sm_cpu_at;
+      if (cpu < 0 || cpu - c.sm_cpu_ns >= window / 4 || thread_blocked(c)) {
+        c.sm_flags |= sm_handoff_due;
+      } else {  // waiting for a CPU: look again later
+        c.sm_cpu_ns = cpu;
+        c.sm_cpu_at = now;
+      }
+    }
+  }
+}
+
+std::int64_t sysmon::thread_cpu_ns(const carrier& c) noexcept {
+  timespec ts{};
+  if (::clock_gettime(c.cpu_clock, &ts) != 0) return -1;
+  return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+bool sysmon::thread_blocked(const carrier& c) noexcept {
+  // The state in /proc/self/task/<tid>/stat: "tid (comm) S ...".
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", int(c.tid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;  // cannot tell: judge by time alone
+  char buf[256];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return true;
+  buf[n] = 0;
+  const char* paren = std::strrchr(buf, ')');
+  if (!paren || paren[1] != ' ') return true;
+  const char state = paren[2];
+  return state != 'R';
 }
 
 }  // namespace ember::detail

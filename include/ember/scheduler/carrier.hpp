@@ -46,6 +46,9 @@
 // does not own (the runtime owns workers).
 #pragma once
 
+#include <sys/types.h>
+#include <time.h>
+
 #include <atomic>
 #include <cstdint>
 #include <optional>
@@ -134,9 +137,11 @@ public:
   /// A process is about to run on this carrier: end the scheduler's lease
   /// and tell the monitor.
   void slice_begin(process* p) noexcept {
-    running_.store(p, std::memory_order_relaxed);
-    // ordering: relaxed; the monitor only compares counts between ticks.
-    slices_.store(slices_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    // ordering: release (both), so a monitor that acquires p, or the slice
+    // count after it, may write p's budget (the block was made before this
+    // carrier got it) and knows p is that slice's process.
+    running_.store(p, std::memory_order_release);
+    slices_.store(slices_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     leave();
   }
   /// The process switched back: take the lease again.  False when the
@@ -187,6 +192,12 @@ public:
   std::int64_t sm_since_ns = 0;
   std::uint8_t sm_flags = 0;
   std::int64_t sm_handed_after_ns = -1;
+  std::int64_t sm_cpu_ns = 0, sm_cpu_at = -1;  // a sample of the thread's CPU time, and when
+  // Set by the carrier's thread before its first slice (read by the
+  // monitor only for a carrier in a slice, after the slice count's
+  // acquire): its CPU clock and kernel thread id.
+  clockid_t cpu_clock{};
+  pid_t tid = 0;
 
   parker& park_handle() noexcept { return parker_; }
 

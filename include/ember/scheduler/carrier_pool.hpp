@@ -18,10 +18,12 @@
 //     and counts as detached;
 //  3. the spare is woken and runs the worker's loop.
 // Retire (a detached carrier whose process switched out): it is no longer
-// detached, a blocking section waiting for a thread may go, and it parks as
-// a spare — or ends, when `workers` spares already wait; a spare that is not
-// used for spare_keepalive ends too.  Ended threads are joined by the
-// monitor (or at stop).
+// detached, a blocking section waiting for a thread may go, and it is a
+// spare — or ends, when `workers` spares already wait — before the process
+// it ran goes back to the schedulers (so whoever sees that process run
+// again sees the counts settled).  A spare parks until it is given a
+// worker; one not used for spare_keepalive ends.  Ended threads are joined
+// by the monitor (or at stop).
 //
 // Threads: any thread; every member takes the mutex.
 // Ownership: owns every carrier; a carrier's memory lives until stop.

@@ -13,7 +13,11 @@
 //     (checkpoint, send, receive, ...), reductions left or not;
 //  3. from handoff_after on, when the carrier is outside a lease (the
 //     process runs its own code and has made no runtime call), its worker
-//     is handed to a spare carrier (carrier_pool::retake);
+//     is handed to a spare carrier (carrier_pool::retake) — provided its
+//     thread used at least a quarter of the time since half of
+//     handoff_after in CPU, or sleeps in the kernel (a blocking call): a
+//     thread the system did not give a CPU keeps its worker (another thread
+//     would wait for a CPU as well);
 //  4. from long_schedule on, the episode is marked on the carrier, which
 //     reports it once when the slice ends (before the process runs again):
 //     pid, name, initial call, how long it ran, and after how long its
@@ -75,6 +79,11 @@ private:
   /// One tick over every carrier; true when some carrier runs a process.
   bool scan(std::int64_t now);
   void look_at(carrier& c, std::int64_t now, bool& active);
+  /// The CPU time c's thread has used (-1 if it cannot be read).
+  static std::int64_t thread_cpu_ns(const carrier& c) noexcept;
+  /// Whether c's thread sleeps in the kernel now (not running, not waiting
+  /// for a CPU).
+  static bool thread_blocked(const carrier& c) noexcept;
 
   runtime_core& rt_;
   const std::chrono::nanoseconds interval_;
