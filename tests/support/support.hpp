@@ -26,14 +26,17 @@ inline std::size_t scaled(std::size_t full, std::size_t small) {
   return (s && std::strcmp(s, "small") == 0) ? small : full;
 }
 
-/// Resident memory of this program, in bytes (0 if it cannot be read).
+/// Anonymous resident memory of this program (heaps, stacks, malloc), in
+/// bytes; 0 if it cannot be read.  File-backed pages (the program's code as
+/// it first runs) are left out: they are not memory a process can hold or
+/// give back, and a path run for the first time would count them.
 inline std::size_t resident_bytes() {
-  long pages = 0, resident = 0;
+  long pages = 0, resident = 0, shared = 0;
   if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    if (std::fscanf(f, "%ld %ld %ld", &pages, &resident, &shared) != 3) resident = shared = 0;
     std::fclose(f);
   }
-  return std::size_t(resident) * std::size_t(::sysconf(_SC_PAGESIZE));
+  return std::size_t(resident - shared) * std::size_t(::sysconf(_SC_PAGESIZE));
 }
 
 /// Runtime options with `workers` threads and a logger that drops output
