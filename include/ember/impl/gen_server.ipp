@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ember/detail/runtime_core.hpp"
+#include "ember/detail/type_name.hpp"
 #include "ember/gen_server.hpp"
 
 namespace ember::gen_server::detail {
@@ -21,18 +22,24 @@ std::string server_label(process* self, const std::string& name) {
 }
 }  // namespace
 
-void log_unexpected(process* self, const std::string& server, const void* tag) {
+void log_unexpected(process* self, const std::string& server, const std::type_info& type) {
   try {
-    self->rt->logger().warn("gen_server {}: dropped a message of a type it does not list in `info` (tag {})",
-                          server_label(self, server), tag);
+    self->rt->logger().warn(
+        "gen_server {}: dropped a message of type {}: not listed in `info`, and no catch-all "
+        "handle_info(gen_server::any_message&)",
+        server_label(self, server), ember::detail::demangle(type));
   } catch (...) {
   }
 }
 
-void log_crash(process* self, const std::string& server, const char* last_message, const exit_reason& r) {
+void log_crash(process* self, const std::string& server, const char* last_message, const ember::pid& client,
+               const exit_reason& r, const exit_reason* terminate_exit) noexcept {
   try {
-    self->rt->logger().error("gen_server {} terminating: reason: {}; last message of type {}",
-                             server_label(self, server), r.to_string(), last_message);
+    std::string text = fmt::format("gen_server {} terminating: reason: {}; last message of type {}",
+                                   server_label(self, server), r.to_string(), ember::detail::demangle(last_message));
+    if (!client.is_null()) text += fmt::format("; client {}", client);
+    if (terminate_exit) text += fmt::format("; terminate then ended it with reason: {}", terminate_exit->to_string());
+    self->rt->logger().error("{}", text);
   } catch (...) {
     // A failing log sink must not change how the server ends.
   }
@@ -63,12 +70,13 @@ envelope* take_next(process* self) {
   }
 }
 
-envelope* await_reply(process* self, std::uint64_t ref, std::int64_t timeout_ns) {
+envelope* await_reply(process* self, std::uint64_t ref, std::int64_t timeout_ns, envelope* mark) {
   ember::detail::mailbox& mb = self->mbox;
   const std::uint64_t serial = self->serial.load(std::memory_order_relaxed);
-  envelope* prev = nullptr;
+  // Only what came after the mark can be the reply (gen_server/call.hpp).
+  envelope* prev = mark;
   mb.drain_inbox(prev);
-  envelope* e = mb.first();
+  envelope* e = prev ? prev->next : mb.first();
   std::int64_t deadline = -1;
   ember::detail::receive_timer timer;
   for (;;) {

@@ -15,6 +15,7 @@
 
 #include "ember/detail/runtime_core.hpp"
 #include "ember/detail/signals.hpp"
+#include "ember/detail/type_name.hpp"
 #include "ember/errors.hpp"
 #include "ember/heap.hpp"
 #include "ember/names.hpp"
@@ -112,16 +113,15 @@ void monitor_new_child(process* self, process* p, ember::pid child, std::uint64_
   self->signals().watching.insert(id, child);
 }
 
-namespace {
-std::string demangle(const std::type_info* t) {
-  if (!t) return {};
+std::string demangle(const char* mangled) {
+  if (!mangled) return {};
   int status = 0;
-  char* s = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
-  std::string out = (status == 0 && s) ? s : t->name();
+  char* s = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  std::string out = (status == 0 && s) ? s : mangled;
   std::free(s);
   return out;
 }
-}  // namespace
+std::string demangle(const std::type_info& t) { return demangle(t.name()); }
 
 // ---- names ------------------------------------------------------------------
 
@@ -380,7 +380,7 @@ std::optional<process_snapshot> process_info(pid t) {
     s.memory += s.message_queue_bytes;
     s.reductions = q->reductions.load(std::memory_order_relaxed);
   }
-  s.initial_call = detail::demangle(entry);
+  s.initial_call = entry ? detail::demangle(*entry) : std::string();
   return s;
 }
 

@@ -88,10 +88,8 @@ started sup_base::start(child_state& c) {
     s = c.spec.start();
   } catch (ember::detail::exit_exception&) {
     throw;  // the supervisor itself is being stopped
-  } catch (const std::exception& e) {
-    s = started::error(exit_reason::error(e.what()));
   } catch (...) {
-    s = started::error(exit_reason::error("unknown exception (not derived from std::exception)"));
+    s = started::error(ember::detail::reason_of_current_exception());
   }
   ++c.gen;  // a pending restart of it is void now
   c.restarting = false;

@@ -132,11 +132,8 @@ EMBER_NOINLINE bool run_process_body(process* p) noexcept {
     }
   } catch (exit_exception& e) {
     r = std::move(e.reason);
-  } catch (const std::exception& e) {
-    r = exit_reason::error(e.what());
-    crashed = true;
   } catch (...) {
-    r = exit_reason::error("unknown exception (not derived from std::exception)");
+    r = reason_of_current_exception();  // the text, and the thrown value kept
     crashed = true;
   }
   p->destroy_entry();
