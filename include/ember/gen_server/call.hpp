@@ -159,7 +159,7 @@ void stop(const server<S>& to, exit_reason reason = exit_reason::normal(),
       ember::after(timeout_ns < 0 ? ember::max_receive_timeout : std::chrono::nanoseconds(timeout_ns),
                    [] { return std::optional<exit_reason>(); }));
   if (!got) {
-    ember::demonitor(m, true);
+    ember::demonitor(m, ember::demonitor_option::flush);
     throw call_timeout("ember::gen_server::stop: the server did not exit within " + timeout.describe());
   }
   if (got->what() == exit_reason::kind::noproc) throw call_noproc("ember::gen_server::stop: the server is not alive");

@@ -166,7 +166,7 @@ start_result<S> start_with(start_config cfg, A&&... args) {
   }
   // 3. Keep the monitor, or leave nothing behind.
   if (*r) {
-    if (!cfg.monitor) ember::demonitor(m, true);
+    if (!cfg.monitor) ember::demonitor(m, ember::demonitor_option::flush);
     else r.emplace(start_status::ok, child, exit_reason{}, m);
     return std::move(*r);
   }

@@ -97,6 +97,9 @@ envelope* await_reply(process* self, std::uint64_t ref, std::int64_t timeout_ns,
       e = prev ? prev->next : mb.first();
       continue;
     }
+    // A process unwinding for its exit (a destructor) does not wait: the
+    // call times out at once.
+    if (ember::detail::exit_unwinding(self)) return nullptr;
     if (timeout_ns >= 0) {
       const std::int64_t now = self->rt->now_ns();
       if (deadline < 0) deadline = now + timeout_ns;

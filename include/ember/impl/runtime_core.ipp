@@ -10,6 +10,7 @@
 #include "ember/detail/runtime_core.hpp"
 #include "ember/detail/signals.hpp"
 #include "ember/errors.hpp"
+#include "ember/process_info.hpp"
 
 namespace ember::detail {
 
@@ -31,6 +32,9 @@ runtime_options validated(runtime_options o) {
     throw invalid_option(fmt::format(
         "runtime_options::stack_size = {} bytes: must be between {} and {} bytes", o.stack_size,
         min_stack_size, max_stack_size));
+  if (o.stop_timeout.count() < 1 || o.stop_timeout > std::chrono::hours(24))
+    throw invalid_option(fmt::format("runtime_options::stop_timeout = {} ms: must be between 1 ms and 24 h",
+                                     o.stop_timeout.count()));
   if (o.max_heap_size == unlimited) o.max_heap_size = 0;
   const long_message_queue& lq = o.long_message_queue;
   if (lq.enable > 65535)
@@ -263,6 +267,8 @@ void runtime_core::stop() {
   std::lock_guard call(stop_call_mu_);
   if (stopped_) return;
   stopping_.store(true, std::memory_order_seq_cst);
+  const auto give_up_at = std::chrono::steady_clock::now() + opts_.stop_timeout;
+  bool gave_up = false;
   for (;;) {
     if (live_.load(std::memory_order_seq_cst) == 0) break;
     kill_all();
@@ -270,12 +276,65 @@ void runtime_core::stop() {
     if (stop_cv_.wait_for(lk, std::chrono::milliseconds(20),
                           [this] { return live_.load(std::memory_order_seq_cst) == 0; }))
       break;
+    if (std::chrono::steady_clock::now() >= give_up_at) {
+      gave_up = true;
+      break;
+    }
   }
+  if (gave_up) report_survivors();
   shutdown_.store(true, std::memory_order_seq_cst);
   for (auto& w : workers_) w->park_handle().unpark();
-  for (auto& w : workers_) w->join();
+  if (!gave_up) {
+    for (auto& w : workers_) w->join();
+  } else {
+    // A worker whose thread a survivor holds (plain C++ code that never
+    // returns to the runtime) is let go; the others leave their loop at
+    // once.  The runtime's memory then stays (runtime::~runtime).
+    abandoned_.store(true, std::memory_order_release);
+    const auto grace = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+    for (auto& w : workers_) {
+      while (!w->done() && std::chrono::steady_clock::now() < grace) std::this_thread::yield();
+      if (w->done()) w->join();
+      else w->detach();
+    }
+  }
   advance_done();  // a test waiting in advance() is released
   stopped_ = true;
+}
+
+void runtime_core::report_survivors() noexcept {
+  try {
+    for (const ember::pid& p : processes()) {
+      std::optional<process_snapshot> s = ember::process_info(p);
+      if (!s) continue;
+      // The scheduler's view (process_info says "exiting" for any killed process).
+      const process_status st = p.block()->status.load(std::memory_order_relaxed);
+      const char* status = st == process_status::running    ? "running (in code that does not call the runtime)"
+                           : st == process_status::runnable ? "runnable (it catches its kill and goes on)"
+                           : st == process_status::waiting  ? "waiting"
+                                                            : "exiting";
+      logger_->error(
+          "runtime::stop: process {}{}{} did not exit within {} ms of being killed (initial call {}, status {}); "
+          "abandoned: it is not resumed, its stack is not unwound",
+          p, s->registered_name.empty() ? "" : " ", s->registered_name, opts_.stop_timeout.count(), s->initial_call,
+          status);
+    }
+  } catch (...) {
+    // A failing log sink must not keep stop from returning.
+  }
+}
+
+void keep_forever(std::unique_ptr<runtime_core> core) noexcept {
+  // Never freed (and never destroyed: its destructor would join threads
+  // that an abandoned process holds); reachable, so leak checkers stay quiet.
+  static std::mutex mu;
+  static auto* kept = new std::vector<std::unique_ptr<runtime_core>>();
+  std::lock_guard lk(mu);
+  try {
+    kept->push_back(std::move(core));
+  } catch (...) {
+    (void)core.release();
+  }
 }
 
 std::vector<ember::pid> runtime_core::processes() const {

@@ -79,8 +79,10 @@ void deliver_exit(process* p, ember::pid me) {
   for (const auto& w : s->watchers.entries()) {
     process* q = w.who.block();
     lock lk(q->hooks_lock);
-    if (alive_locked(q, w.who.serial()) && q->sig && q->sig->watching.erase(w.key))
-      post_locked(q, make_envelope<down>(w.who.serial(), down{monitor_ref{w.key, me}, me, r}));
+    if (alive_locked(q, w.who.serial()) && q->sig && q->sig->watching.erase(w.key)) {
+      std::string name = q->sig->monitor_names.empty() ? std::string() : q->sig->take_monitor_name(w.key);
+      post_locked(q, make_envelope<down>(w.who.serial(), down{monitor_ref{w.key, me}, me, r, std::move(name)}));
+    }
   }
   // Monitors this process held: the targets need not remember them.
   for (const auto& m : s->watching.entries()) {
@@ -264,20 +266,26 @@ bool process_flag(trap_exit_flag, bool on) {
 
 // ---- monitors ---------------------------------------------------------------
 
-monitor_ref monitor(pid t) {
+namespace {
+/// monitor(t), recording `name` as what the monitor watches (empty: by pid).
+monitor_ref monitor_as(pid t, std::string name) {
   detail::process* self = detail::current_or_throw("monitor");
   const pid me = self->self_pid();
   monitor_ref ref{self->rt->next_monitor_id(), t};
-  if (t == me) {  // allowed, as in OTP; a process outlives nothing of its own
-    detail::spend(1);
-    return ref;
-  }
   {
     lock lk(self->hooks_lock);
-    self->signals().watching.insert(ref.id, t);
+    detail::signal_state& s = self->signals();
+    s.watching.insert(ref.id, t);
+    if (!name.empty()) s.monitor_names.emplace_back(ref.id, name);
   }
   bool ok = false;
-  if (detail::process* q = t.block()) {
+  if (t == me) {
+    // Allowed, as in OTP: it shows in process_info and demonitor finds it,
+    // but a process outlives nothing of its own, so it never fires.
+    lock lk(self->hooks_lock);
+    self->signals().watchers.insert(ref.id, me);
+    ok = true;
+  } else if (detail::process* q = t.block()) {
     lock lk(q->hooks_lock);
     if (detail::alive_locked(q, t.serial())) {
       q->signals().watchers.insert(ref.id, me);
@@ -287,25 +295,48 @@ monitor_ref monitor(pid t) {
   if (!ok) {
     lock lk(self->hooks_lock);
     self->sig->watching.erase(ref.id);
-    detail::post_locked(self, detail::make_envelope<down>(me.serial(), down{ref, t, exit_reason::noproc()}));
+    if (!name.empty()) (void)self->sig->take_monitor_name(ref.id);
+    detail::post_locked(self, detail::make_envelope<down>(me.serial(),
+                                                          down{ref, t, exit_reason::noproc(), std::move(name)}));
   }
   detail::spend(1);
   return ref;
 }
+}  // namespace
 
-bool demonitor(const monitor_ref& ref, bool flush) {
+monitor_ref monitor(pid t) { return monitor_as(t, {}); }
+
+monitor_ref monitor(std::string_view name) {
+  detail::process* self = detail::current_or_throw("monitor");
+  if (name.empty()) throw bad_argument("ember::monitor: the name is empty");
+  return monitor_as(self->rt->names().whereis(name).value_or(pid{}), std::string(name));
+}
+monitor_ref monitor(const char* name) { return monitor(std::string_view(name)); }
+
+monitor_ref monitor(const via_name& name) {
+  detail::current_or_throw("monitor");
+  if (!name) throw bad_argument("ember::monitor: the via_name is empty");
+  return monitor_as(name.whereis(), name.to_string());
+}
+
+bool demonitor(const monitor_ref& ref, demonitor_option option) {
   detail::process* self = detail::current_or_throw("demonitor");
+  if (option != demonitor_option::none && option != demonitor_option::flush)
+    throw bad_argument("ember::demonitor: not a demonitor_option");
   bool active = false;
   {
     lock lk(self->hooks_lock);
-    if (self->sig) active = self->sig->watching.erase(ref.id);
+    if (self->sig) {
+      active = self->sig->watching.erase(ref.id);
+      if (active && !self->sig->monitor_names.empty()) (void)self->sig->take_monitor_name(ref.id);
+    }
   }
   if (active) {
     if (detail::process* q = ref.target.block()) {
       lock lk(q->hooks_lock);
       if (detail::alive_locked(q, ref.target.serial()) && q->sig) q->sig->watchers.erase(ref.id);
     }
-  } else if (flush) {
+  } else if (option == demonitor_option::flush) {
     // A `down` for ref, if any, was queued under our lock before we took
     // it, so it is in the mailbox now.
     detail::mailbox& mb = self->mbox;

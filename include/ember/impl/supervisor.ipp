@@ -67,6 +67,10 @@ void validate(const child_spec& c, bool need_id) {
   if (!c.start) throw bad_argument(fmt::format("ember::supervisor: child \"{}\" has no start function", c.id));
   if (c.backoff && (c.backoff->initial.count() <= 0 || c.backoff->max < c.backoff->initial))
     throw bad_argument(fmt::format("ember::supervisor: child \"{}\": the backoff needs 0 < initial <= max", c.id));
+  if (c.backoff && c.backoff->max > max_timer_delay)
+    throw bad_argument(fmt::format("ember::supervisor: child \"{}\": backoff.max = {} ms: at most {} ms (a timer's "
+                                   "longest delay)",
+                                   c.id, c.backoff->max.count(), max_timer_delay.count()));
 }
 
 bool restart_window::add(std::int64_t now) {

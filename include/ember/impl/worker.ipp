@@ -122,6 +122,14 @@ EMBER_NOINLINE bool run_process_body(process* p) noexcept {
     if (!p->entry_started && p->kill_pending.load(std::memory_order_acquire)) throw exit_exception{p->reason};
     p->entry_started = true;
     p->invoke(p);
+    // An exit signal the body caught and swallowed still ends it, with
+    // that reason (ordering: acquire pairs with the release in kill_locked,
+    // which wrote `reason` first).
+    if (EMBER_UNLIKELY(p->kill_pending.load(std::memory_order_acquire))) {
+      p->hibernate_on_return = false;
+      p->w->exit_on_return.reset();
+      throw exit_exception{p->reason};
+    }
     if (p->hibernate_on_return) {
       p->hibernate_on_return = false;
       return false;
@@ -213,6 +221,7 @@ void worker::main() {
   ss.ss_flags = SS_DISABLE;
   ::sigaltstack(&ss, nullptr);
   tl_worker = nullptr;
+  done_.store(true, std::memory_order_release);
 }
 
 void worker::push_lifo(process* p) {

@@ -28,6 +28,7 @@
 // its timers and its stack cache; the runtime owns the worker.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -53,6 +54,12 @@ public:
 
   void start();
   void join();
+  /// Whether the thread has left its loop (after shutdown): join() will
+  /// not block.  Any thread.
+  [[nodiscard]] bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+  /// Let the thread go without joining it (runtime::stop's last resort,
+  /// for a thread held by a process that never returns to the runtime).
+  void detach() { if (thread_.joinable()) thread_.detach(); }
 
   // -- any thread -----------------------------------------------------------
   [[nodiscard]] std::uint32_t index() const noexcept { return index_; }
@@ -105,6 +112,7 @@ public:
   switch_side side;
 
 private:
+  std::atomic<bool> done_{false};  // set by the thread as it leaves main()
   void main();
   process* find_work();
   process* take_inject();
