@@ -31,6 +31,11 @@
 //    reason), call_self (a server calling itself), bad_request (a server of
 //    another type), bad_argument (a negative timeout other than infinity,
 //    or NaN).  A call's cost does not grow with unrelated queued messages.
+//  - start_monitor also monitors the server from its spawn; options{.timeout}
+//    kills a server still in init after that long (start: timed_out());
+//    init may return ignore() (start: ignored(); nothing runs).
+//  - send_request/wait_response/receive_response/check_response and
+//    request_id_collection: many calls in flight (gen_server/request.hpp).
 //  - cast(server, msg) sends and returns; handle_cast(msg) runs.
 //  - Messages of the types listed in `using info = types<...>` go to
 //    handle_info; others go to a catch-all handle_info(any_message&) if the
@@ -41,7 +46,8 @@
 //    .hibernate(), stop_with(r)) and handle_call a call_reply<R>
 //    (reply_with(v), noreply() to answer later with reply(from, v),
 //    stop_with(r, v)).  after(t): handle_info(server_timeout) if no message
-//    comes within t.  then(c): handle_continue(c) runs before any message.
+//    comes within t; after(t, msg): handle_info(msg) instead.  then(c):
+//    handle_continue(c) runs before any message.
 //  - terminate(reason), if defined, runs when a handler returns stop, when a
 //    handler throws (reason: the error), and when the parent's exit signal
 //    is trapped — not when the server is killed without trapping exits.
@@ -50,7 +56,7 @@
 //
 // The parts: gen_server/result.hpp (what handlers return),
 // gen_server/server_loop.hpp (the server process), gen_server/start.hpp,
-// gen_server/call.hpp.
+// gen_server/call.hpp, gen_server/request.hpp (asynchronous requests).
 //  - Between messages the server holds no stack: its process hibernates
 //    (the stack goes back to the pool) and takes one when a message comes.
 //
@@ -63,3 +69,4 @@
 #include "ember/gen_server/server_loop.hpp"
 #include "ember/gen_server/start.hpp"
 #include "ember/gen_server/call.hpp"
+#include "ember/gen_server/request.hpp"

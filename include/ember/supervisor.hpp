@@ -122,9 +122,11 @@ public:
   started(ember::pid p) : pid_(p) {}  // NOLINT: a started child
   /// gen_server::start_link's result: the server, or its error (a taken
   /// name counts as an error, as OTP's {error, {already_started, Pid}}).
+  /// init's ignore() is started::ignore().
   template <class S>
   started(const gen_server::start_result<S>& r)  // NOLINT
-      : pid_(r ? r.pid() : ember::pid{}), error_(r ? std::nullopt : std::optional<exit_reason>(r.error())) {}
+      : pid_(r ? r.pid() : ember::pid{}),
+        error_(r || r.ignored() ? std::nullopt : std::optional<exit_reason>(r.error())) {}
   static started ignore() { return started(ember::pid{}); }
   static started error(exit_reason r) {
     started s{ember::pid{}};

@@ -88,6 +88,20 @@ struct continuation_of final : continuation<S> {
   explicit continuation_of(C v) : value(std::move(v)) {}
   next<S> run(S& s) override;
 };
+/// A handler's after(t, msg): the message handle_info gets when t runs out.
+template <class S>
+struct timeout_payload {
+  virtual ~timeout_payload() = default;
+  virtual next<S> run(S& s) = 0;
+  [[nodiscard]] virtual const char* type_name() const noexcept = 0;  // mangled, for reports
+};
+template <class S, class M>
+struct timeout_payload_of final : timeout_payload<S> {
+  M value;
+  explicit timeout_payload_of(M v) : value(std::move(v)) {}
+  next<S> run(S& s) override;
+  [[nodiscard]] const char* type_name() const noexcept override { return typeid(M).name(); }
+};
 
 /// A handler's after(t): no timeout (nullopt), or t in ns (0 .. 2^62).
 inline std::optional<std::int64_t> checked_after(const ember::detail::timeout_arg& t) {
@@ -108,6 +122,18 @@ public:
   /// timeout.  A negative t or NaN throws bad_argument here, in the handler.
   next after(ember::detail::timeout_arg t) && {
     timeout_ns_ = detail::checked_after(t);
+    timeout_msg_.reset();
+    return std::move(*this);
+  }
+  /// The same, but handle_info(msg) runs instead of handle_info(server_timeout)
+  /// (OTP's {timeout, T, Msg}).  msg need not be listed in `info`.
+  template <class M>
+  next after(ember::detail::timeout_arg t, M&& msg) && {
+    using V = std::decay_t<M>;
+    static_assert(requires(S& s, V v) { s.handle_info(std::move(v)); },
+                  "after(t, msg): the server has no handle_info for the message's type");
+    timeout_ns_ = detail::checked_after(t);
+    timeout_msg_ = std::make_unique<detail::timeout_payload_of<S, V>>(std::forward<M>(msg));
     return std::move(*this);
   }
   /// handle_continue(c) runs before the next message.
@@ -125,10 +151,19 @@ public:
   /// The timeout in nanoseconds (nullopt: none).
   [[nodiscard]] const std::optional<std::int64_t>& timeout_ns() const noexcept { return timeout_ns_; }
   std::unique_ptr<detail::continuation<S>> take_continuation() noexcept { return std::move(cont_); }
+  /// after(t, msg)'s message (null: handle_info(server_timeout)).
+  std::unique_ptr<detail::timeout_payload<S>> take_timeout_message() noexcept { return std::move(timeout_msg_); }
+  /// init returned ignore().
+  [[nodiscard]] bool ignores() const noexcept { return ignore_; }
 
   static next stopping(exit_reason r) {
     next n;
     n.stop_ = std::move(r);
+    return n;
+  }
+  static next ignoring() {
+    next n;
+    n.ignore_ = true;
     return n;
   }
 
@@ -136,7 +171,20 @@ private:
   std::optional<exit_reason> stop_;
   std::optional<std::int64_t> timeout_ns_;
   std::unique_ptr<detail::continuation<S>> cont_;
+  std::unique_ptr<detail::timeout_payload<S>> timeout_msg_;
+  bool ignore_ = false;
 };
+
+template <class S, class M>
+next<S> detail::timeout_payload_of<S, M>::run(S& s) {
+  using R = decltype(s.handle_info(std::move(value)));
+  if constexpr (std::is_void_v<R>) {
+    s.handle_info(std::move(value));
+    return {};
+  } else {
+    return s.handle_info(std::move(value));
+  }
+}
 
 template <class S, class C>
 next<S> detail::continuation_of<S, C>::run(S& s) {
@@ -159,6 +207,11 @@ public:
   call_reply(R v, next<S> n = {}) : value_(std::move(v)), next_(std::move(n)) {}  // NOLINT
   call_reply after(ember::detail::timeout_arg t) && {
     next_ = std::move(next_).after(t);
+    return std::move(*this);
+  }
+  template <class M>
+  call_reply after(ember::detail::timeout_arg t, M&& msg) && {
+    next_ = std::move(next_).after(t, std::forward<M>(msg));
     return std::move(*this);
   }
   template <class C>
@@ -192,6 +245,11 @@ struct behaviour {
   /// Stop with reason (terminate runs); a pending call is answered with
   /// call_exited(reason).
   static next stop_with(exit_reason r) { return next::stopping(std::move(r)); }
+  /// From init only: do not start (OTP's ignore).  start returns a result
+  /// with ignored(); the process ends `normal` and its name is released;
+  /// a supervisor records the child as not running.  From any other
+  /// handler it is an error (bad_argument).
+  static next ignore() { return next::ignoring(); }
   /// Reply v, then stop with reason.
   template <class R>
   static call_reply<std::decay_t<R>> stop_with(exit_reason r, R&& v) {

@@ -117,6 +117,7 @@ struct state {
   std::unique_ptr<continuation<S>> cont;
   std::optional<exit_reason> stopping;
   std::optional<std::int64_t> timeout_ns;  // the last handler's after(t)
+  std::unique_ptr<timeout_payload<S>> timeout_msg;  // its after(t, msg)'s message, if any
   std::int64_t timeout_deadline = 0;       // when the armed timeout is due (runtime clock)
   ember::timer_ref idle_timer;
   std::uint64_t timeout_seq = 0;
@@ -126,8 +127,10 @@ struct state {
   bool terminated = false;  // terminate has run (it runs at most once)
 
   void apply(next<S>&& n) {
+    if (n.ignores()) throw bad_argument("ember::gen_server: ignore() is a result of init only");
     if (n.stops()) stopping = *n.stop_reason();
     timeout_ns = n.timeout_ns();
+    timeout_msg = n.take_timeout_message();
     if (auto c = n.take_continuation()) cont = std::move(c);
   }
 };
@@ -231,6 +234,8 @@ void log_unexpected(ember::detail::process* self, const std::string& server, con
 /// with another reason (null: it did not).
 void log_crash(ember::detail::process* self, const std::string& server, const char* last_message,
                const ember::pid& client, const exit_reason& r, const exit_reason* terminate_exit) noexcept;
+/// The server no longer takes replies to its request ref (gen_server/request.hpp).
+void forget_request(ember::detail::process* self, std::uint64_t ref) noexcept;
 /// Answer every call in `calls` with call_exited(r) (those still waited for).
 void notify_exit(const std::vector<from>& calls, const exit_reason& r) noexcept;
 /// Take the next envelope from self's mailbox without waiting (nullptr: empty).
@@ -346,7 +351,12 @@ bool serve(state<S>& st, ember::detail::process* self) {
         } else {
           st.timeout_ns.reset();
           ++st.timeout_seq;
-          if constexpr (requires { st.obj->handle_info(server_timeout{}); }) run_info(st, server_timeout{});
+          if (auto m = std::move(st.timeout_msg)) {
+            st.last_message = m->type_name();
+            st.apply(m->run(*st.obj));
+          } else if constexpr (requires { st.obj->handle_info(server_timeout{}); }) {
+            run_info(st, server_timeout{});
+          }
         }
       }
       ember::detail::spend_in(self, 1);
@@ -358,6 +368,7 @@ bool serve(state<S>& st, ember::detail::process* self) {
       ++st.timeout_seq;
     }
     st.timeout_ns.reset();
+    st.timeout_msg.reset();
     if (e->tag == ember::detail::request_tag()) {
       auto& h = ember::detail::head_of<ember::detail::request_head>(e);
       if (h.kind == ember::detail::request_kind::stop) {
@@ -378,6 +389,20 @@ bool serve(state<S>& st, ember::detail::process* self) {
       exit_reason r = ember::detail::payload<exit_message>(e).reason;
       end(st, self, std::move(r), true, false);
       return true;
+    } else if (e->tag == ember::detail::reply_tag()) {
+      // A reply to a request this server sent with send_request: its
+      // catch-all takes it (check_response tells which); it is consumed
+      // here either way.
+      if constexpr (has_catch_all<S>) {
+        any_message m(e);
+        st.last_message = "a response";
+        using R = decltype(st.obj->handle_info(m));
+        if constexpr (std::is_void_v<R>) st.obj->handle_info(m);
+        else st.apply(st.obj->handle_info(m));
+      } else {
+        log_unexpected(self, st.name, *e->ops->type);
+      }
+      forget_request(self, ember::detail::head_of<ember::detail::reply_head>(e).ref);
     } else {
       bool taken = false;
       if constexpr (requires { typename S::info; }) {
@@ -480,6 +505,12 @@ struct entry {
         } else {
           next<S> n = st->obj->init();
           if (n.stops()) return fail(*n.stop_reason());
+          if (n.ignores()) {
+            st.reset();
+            if (b.name) b.name.unregister_name(self->self_pid());
+            ack(start_status::ignored, exit_reason::error("ignore"), {});
+            return false;
+          }
           st->apply(std::move(n));
         }
       }

@@ -290,4 +290,33 @@ start_result<S> start_link(ember::via_name n, A&&... args) {
                                      std::forward<A>(args)...);
 }
 
+/// start, monitoring the server from the step that spawns it (OTP's
+/// start_monitor; spawn_monitor's rule): result.monitor() is the monitor,
+/// whose `down` comes when the server exits.  A failed start leaves no
+/// monitor and no `down`.
+template <class S, class... A>
+start_result<S> start_monitor(A&&... args) {
+  auto c = detail::config_of("start_monitor", "gen_server::start_monitor");
+  c.monitor = true;
+  return detail::start_with<S, false>(std::move(c), std::forward<A>(args)...);
+}
+template <class S, class... A>
+start_result<S> start_monitor(name n, A&&... args) {
+  auto c = detail::config_of("start_monitor", "gen_server::start_monitor", std::move(n));
+  c.monitor = true;
+  return detail::start_with<S, false>(std::move(c), std::forward<A>(args)...);
+}
+template <class S, class... A>
+start_result<S> start_monitor(ember::via_name n, A&&... args) {
+  auto c = detail::config_of("start_monitor", "gen_server::start_monitor", std::move(n));
+  c.monitor = true;
+  return detail::start_with<S, false>(std::move(c), std::forward<A>(args)...);
+}
+template <class S, class... A>
+start_result<S> start_monitor(options o, A&&... args) {
+  auto c = detail::config_of("start_monitor", "gen_server::start_monitor", o);
+  c.monitor = true;
+  return detail::start_with<S, false>(std::move(c), std::forward<A>(args)...);
+}
+
 }  // namespace ember::gen_server

@@ -9,6 +9,8 @@
 #include "ember/detail/type_name.hpp"
 #include "ember/gen_server.hpp"
 
+#include <mutex>
+
 namespace ember::gen_server::detail {
 
 using ember::detail::envelope;
@@ -111,6 +113,67 @@ envelope* await_reply(process* self, std::uint64_t ref, std::int64_t timeout_ns,
     mb.drain_inbox(prev);
     e = prev ? prev->next : mb.first();
   }
+}
+
+envelope* await_async(process* self, bool (*match)(void*, std::uint64_t), void* ctx, std::int64_t timeout_ns) {
+  ember::detail::mailbox& mb = self->mbox;
+  const std::uint64_t serial = self->serial.load(std::memory_order_relaxed);
+  ember::detail::spend_in(self, 1);
+  envelope* prev = nullptr;
+  mb.drain_inbox(prev);
+  envelope* e = mb.first();
+  std::int64_t deadline = -1;
+  ember::detail::receive_timer timer;
+  for (;;) {
+    while (e) {
+      if (e->tag == ember::detail::reply_tag() && e->serial == serial &&
+          match(ctx, ember::detail::head_of<ember::detail::reply_head>(e).ref)) {
+        mb.unlink(prev, e);
+        return e;
+      }
+      if (ember::detail::discard_if_internal(self, serial, prev, e)) {
+        e = prev ? prev->next : mb.first();
+        continue;
+      }
+      prev = e;
+      e = e->next;
+    }
+    if (mb.drain_inbox(prev)) {
+      e = prev ? prev->next : mb.first();
+      continue;
+    }
+    if (timeout_ns == 0 || ember::detail::exit_unwinding(self)) return nullptr;
+    if (timeout_ns > 0) {
+      const std::int64_t now = self->rt->now_ns();
+      if (deadline < 0) deadline = now + timeout_ns;
+      if (now >= deadline) return nullptr;
+      ember::detail::wait_for_message(self, deadline, timer.ref);
+    } else {
+      ember::detail::wait_for_message(self, -1, timer.ref);
+    }
+    mb.drain_inbox(prev);
+    e = prev ? prev->next : mb.first();
+  }
+}
+
+void begin_request(process* self, std::uint64_t ref, const ember::pid& to) {
+  std::lock_guard lk(self->hooks_lock);
+  self->signals().requests.insert(ref, to);
+}
+
+void end_request(process* self, std::uint64_t ref) noexcept {
+  std::lock_guard lk(self->hooks_lock);
+  if (self->sig) self->sig->requests.erase(ref);
+}
+
+void forget_request(process* self, std::uint64_t ref) noexcept { end_request(self, ref); }
+
+void fail_own_request(process* self, std::uint64_t ref, ember::detail::reply_status status,
+                      const exit_reason& reason) noexcept {
+  ember::detail::request_head h;
+  h.caller = self->self_pid();
+  h.ref = ref;
+  ember::detail::fail_request(h, status, reason);
 }
 
 void throw_call_failure(const char* what, envelope* e, const ember::pid& to) {

@@ -100,8 +100,12 @@ bool discard_internal(process* self, envelope* prev, envelope* e) {
   // A reply is internal unless it answers the call this process waits in
   // (then that call's wait takes it); any other reply came too late.
   if (e->tag == reply_tag() && e->serial == self->serial.load(std::memory_order_relaxed)) {
+    const std::uint64_t ref = head_of<reply_head>(e).ref;
     const std::uint64_t waiting = self->call_ref.load(std::memory_order_relaxed);
-    if (waiting != 0 && head_of<reply_head>(e).ref == waiting) return false;
+    if (waiting != 0 && ref == waiting) return false;
+    // A reply to an asynchronous request the process still takes stays,
+    // for wait_response / receive_response / check_response.
+    if ((ref & async_request_bit) != 0 && async_request_live(self, e->serial, ref)) return false;
   }
   self->mbox.unlink(prev, e);
   free_envelope(e);
