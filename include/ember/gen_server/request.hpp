@@ -53,6 +53,7 @@
 #include <fmt/format.h>
 
 #include "ember/detail/call.hpp"
+#include "ember/detail/signals.hpp"
 #include "ember/detail/timeout_arg.hpp"
 #include "ember/errors.hpp"
 #include "ember/gen_server/call.hpp"
@@ -226,10 +227,10 @@ namespace detail {
 /// to timeout_ns (-1: for ever); nullptr when the time ran out.
 ember::detail::envelope* await_async(ember::detail::process* self, bool (*match)(void*, std::uint64_t), void* ctx,
                                      std::int64_t timeout_ns);
-/// Record ref as a request whose reply the caller takes (to: the server).
-void begin_request(ember::detail::process* self, std::uint64_t ref, const ember::pid& to);
-/// Stop taking replies to ref (a late one is dropped).
-void end_request(ember::detail::process* self, std::uint64_t ref) noexcept;
+/// Record ref as a request whose reply the caller takes (to: the server);
+/// end_request stops taking them (a late one is dropped).
+using ember::detail::begin_request;
+using ember::detail::end_request;
 /// The ref of a reply envelope.
 inline std::uint64_t reply_ref(ember::detail::envelope* e) noexcept {
   return ember::detail::head_of<ember::detail::reply_head>(e).ref;

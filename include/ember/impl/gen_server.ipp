@@ -156,17 +156,7 @@ envelope* await_async(process* self, bool (*match)(void*, std::uint64_t), void* 
   }
 }
 
-void begin_request(process* self, std::uint64_t ref, const ember::pid& to) {
-  std::lock_guard lk(self->hooks_lock);
-  self->signals().requests.insert(ref, to);
-}
-
-void end_request(process* self, std::uint64_t ref) noexcept {
-  std::lock_guard lk(self->hooks_lock);
-  if (self->sig) self->sig->requests.erase(ref);
-}
-
-void forget_request(process* self, std::uint64_t ref) noexcept { end_request(self, ref); }
+void forget_request(process* self, std::uint64_t ref) noexcept { ember::detail::end_request(self, ref); }
 
 void fail_own_request(process* self, std::uint64_t ref, ember::detail::reply_status status,
                       const exit_reason& reason) noexcept {

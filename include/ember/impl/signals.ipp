@@ -97,6 +97,28 @@ void deliver_exit(process* p, ember::pid me) {
   }
 }
 
+void begin_request(process* self, std::uint64_t key, const ember::pid& to) {
+  lock lk(self->hooks_lock);
+  self->signals().requests.insert(key, to);
+}
+
+void end_request(process* self, std::uint64_t key) noexcept {
+  lock lk(self->hooks_lock);
+  if (self->sig) self->sig->requests.erase(key);
+}
+
+void deliver_if_requested(const ember::pid& to, std::uint64_t key, envelope* e) noexcept {
+  if (process* q = to.block()) {
+    lock lk(q->hooks_lock);
+    if (alive_locked(q, to.serial()) && q->sig && q->sig->requests.contains(key)) {
+      e->serial = to.serial();
+      post_locked(q, e);
+      return;
+    }
+  }
+  free_envelope(e);
+}
+
 void link_new_child(process* self, process* p, ember::pid child) {
   {
     lock lk(p->hooks_lock);
