@@ -297,6 +297,15 @@ void runtime_core::stop() {
       if (w->done()) w->join();
       else w->detach();
     }
+    // A survivor no thread runs is never resumed: what its mailbox holds
+    // is freed now (later sends to it are dropped).  One that a detached
+    // thread runs closes its own when it ends.
+    std::lock_guard lk(table_mu_);
+    for (auto& chunk : chunks_)
+      for (std::size_t i = 0; i < chunk_size; ++i)
+        if (process* p = &chunk[i]; p->serial.load(std::memory_order_acquire) != 0 &&
+                                    p->status.load(std::memory_order_relaxed) != process_status::running)
+          p->mbox.close();
   }
   advance_done();  // a test waiting in advance() is released
   stopped_ = true;
