@@ -16,6 +16,7 @@
 //           ember_bench timers     [T = 1000000 [D = 10000]]
 //           ember_bench call       [N = 1000000]
 //           ember_bench fairness   [D_ms = 2000 [C = 0]]   (C = 1: hogs call checkpoint())
+//           ember_bench call_long_mailbox [Q = 500000 [N = 100000]]
 //
 // Worker threads: $CORES if set, else std::thread::hardware_concurrency().
 // The driver is the root process of ember::run.
@@ -419,6 +420,10 @@ struct call_server : ember::gen_server::behaviour<call_server> {
   std::int64_t handle_call(inc_req) { return ++n; }
 };
 
+struct tick_payload {
+  std::int64_t v;
+};
+
 void call() {
   namespace gs = ember::gen_server;
   const std::int64_t n = arg(0, 1000000);
@@ -436,6 +441,32 @@ void call() {
   auto t1 = clk::now();
   emit(kv("n", n), ns(t0, t1), kv("ns_per_call", ns(t0, t1) / double(n)), got == n);
   gs::stop<call_server>(srv);
+}
+
+// -- 6b. call_long_mailbox: the same call from a process that has Q unrelated
+//    messages queued, against the same caller with none (OTP's receive
+//    marker: a call scans only what arrived after its request) ------------------
+
+void call_long_mailbox() {
+  namespace gs = ember::gen_server;
+  const std::int64_t q = arg(0, 500000), n = arg(1, 100000);
+  auto started = gs::start<call_server>();
+  if (!started) return emit(kv("q", q) + kv("n", n), 0.0, "", false);
+  const auto srv = started.server();
+  auto timed = [&] {
+    auto t0 = clk::now();
+    for (std::int64_t i = 0; i < n; ++i) (void)gs::call(srv, inc_req{}, gs::infinity);
+    return ns(t0, clk::now()) / double(n);
+  };
+  const double empty = timed();
+  for (std::int64_t i = 0; i < q; ++i) ember::send(ember::self(), tick_payload{i});
+  auto t0 = clk::now();
+  const double queued = timed();
+  auto t1 = clk::now();
+  const double ratio = queued / empty;
+  emit(kv("q", q) + kv("n", n), ns(t0, t1),
+       kv("ns_per_call_empty", empty) + kv("ns_per_call_queued", queued) + kv("ratio", ratio), ratio < 10.0);
+  gs::stop(srv);
 }
 
 // -- 7. timers: T send_after timers (delay 1..D ms) to the driver; cancel every
@@ -548,7 +579,7 @@ void fairness() {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: ember_bench pingpong|ring|skynet|spawn_idle|spawn_idle_gen_server|fanin|fanin_bounded|call|timers|fairness [params]\n");
+               "usage: ember_bench pingpong|ring|skynet|spawn_idle|spawn_idle_gen_server|fanin|fanin_bounded|call|call_long_mailbox|timers|fairness [params]\n");
 }
 
 }  // namespace
@@ -582,6 +613,7 @@ int main(int argc, char** argv) {
   else if (g_name == "fanin_bounded") workload = fanin_bounded;
   else if (g_name == "call") workload = call;
   else if (g_name == "fairness") workload = fairness;
+  else if (g_name == "call_long_mailbox") workload = call_long_mailbox;
   else if (g_name == "timers") {
     workload = timers;
   } else {

@@ -8,6 +8,7 @@
 #include "ember/impl/carrier_pool.ipp"
 #include "ember/impl/deliver.ipp"
 #include "ember/impl/envelope_pool.ipp"
+#include "ember/impl/exit_reason.ipp"
 #include "ember/impl/fast_clock.ipp"
 #include "ember/impl/gen_server.ipp"
 #include "ember/impl/heap.ipp"

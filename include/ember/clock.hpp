@@ -86,16 +86,22 @@ public:
   }
   /// Move time forward by d (d >= 0), firing timers and running the runtime
   /// as described above.  Throws ember::error when no runtime uses the
-  /// clock, when called from inside one of its processes, or for d < 0.
+  /// clock or when called from inside one of its processes, bad_argument
+  /// for d < 0, NaN, or a d that would take the clock past 2^62 ns (about
+  /// 146 years).
   void advance(std::chrono::nanoseconds d);
   template <class Rep, class Period>
   void advance(std::chrono::duration<Rep, Period> d) {
+    // Checked before the cast, so no unit's max() overflows: at most 2^62 ns.
+    const long double ns = std::chrono::duration<long double, std::nano>(d).count();
+    if (!(ns >= 0 && ns <= static_cast<long double>(std::int64_t{1} << 62))) throw_bad_advance();
     advance(std::chrono::duration_cast<std::chrono::nanoseconds>(d));
   }
   /// Run the runtime until no process can run, without moving time.
   void settle() { advance(std::chrono::nanoseconds(0)); }
 
 private:
+  [[noreturn]] static void throw_bad_advance();
   friend class detail::runtime_core;
   std::atomic<std::int64_t> now_{0};
   std::atomic<detail::runtime_core*> rt_{nullptr};

@@ -26,6 +26,7 @@
 #include "ember/supervisor.hpp"
 #include "ember/dynamic_supervisor.hpp"
 #include "ember/application.hpp"
+#include "ember/task.hpp"
 #include "ember/binary.hpp"
 #include "ember/heap.hpp"
 #include "ember/limits.hpp"

@@ -10,12 +10,14 @@
 // (what a killed process exits with, and what its links see), `noproc` (the
 // process did not exist) and any other reason, written `error` here: a text,
 // a typed value, or both.  An exception escaping a process becomes `error`
-// with the exception's what().
+// with the exception's what() and keeps the exception itself (thrown(),
+// value<T>()).
 //
 //   exit(exit_reason::error(quota_exceeded{key, 2000}));   // typed user reason
 //   if (auto* q = reason.value<quota_exceeded>()) ...       // read it back
 #pragma once
 
+#include <exception>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -41,6 +43,16 @@ struct reason_data {
   [[nodiscard]] virtual bool same_value(const reason_data& o) const noexcept {
     return o.type() == typeid(void);
   }
+  /// The exception a crash threw, when the reason comes from one.
+  [[nodiscard]] virtual std::exception_ptr thrown() const noexcept { return nullptr; }
+};
+
+/// A crash's reason: the text, and the thrown exception itself (so its
+/// value can be read back).  Compares as a plain text reason.
+struct thrown_reason_data final : reason_data {
+  std::exception_ptr ex;
+  thrown_reason_data(std::string t, std::exception_ptr x) : reason_data(std::move(t)), ex(std::move(x)) {}
+  [[nodiscard]] std::exception_ptr thrown() const noexcept override { return ex; }
 };
 
 template <class T>
@@ -101,11 +113,35 @@ public:
     static const std::string empty;
     return data_ ? data_->text : empty;
   }
+  /// A crash: an exception escaped the process (or a handler).  The text
+  /// is what() for a std::exception, else names the thrown type; the
+  /// exception object is kept, so value<T>() finds the thrown T.
+  static exit_reason thrown(std::exception_ptr ex, std::string text) {
+    exit_reason r;
+    r.kind_ = kind::error;
+    r.data_ = std::make_shared<const detail::thrown_reason_data>(std::move(text), std::move(ex));
+    return r;
+  }
+
   /// The typed value, when the reason carries one of type T; else nullptr.
+  /// For a crash (thrown()), the thrown object when it is a T (or derives
+  /// from T), whatever its type: `reason.value<int>()` after `throw 42`.
   template <class T>
   [[nodiscard]] const T* value() const noexcept {
-    return data_ && data_->type() == typeid(T) ? static_cast<const T*>(data_->get()) : nullptr;
+    if (!data_) return nullptr;
+    if (data_->type() == typeid(T)) return static_cast<const T*>(data_->get());
+    if (std::exception_ptr x = data_->thrown()) {
+      try {
+        std::rethrow_exception(x);
+      } catch (const T& v) {
+        return &v;  // the object x (and so data_) keeps alive
+      } catch (...) {
+      }
+    }
+    return nullptr;
   }
+  /// The exception behind a crash reason (null for other reasons).
+  [[nodiscard]] std::exception_ptr exception() const noexcept { return data_ ? data_->thrown() : nullptr; }
   [[nodiscard]] bool is_normal() const noexcept { return kind_ == kind::normal; }
 
   friend bool operator==(const exit_reason& a, const exit_reason& b) noexcept {
@@ -146,6 +182,12 @@ private:
   kind kind_ = kind::normal;
   std::shared_ptr<const detail::reason_data> data_;
 };
+
+namespace detail {
+/// Inside a catch block: the crash reason of the exception being handled
+/// (exit_reason::thrown with what(), or a text naming the thrown type).
+exit_reason reason_of_current_exception();
+}  // namespace detail
 
 }  // namespace ember
 

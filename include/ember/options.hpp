@@ -109,6 +109,16 @@ struct runtime_options {
   /// threads that run processes.  Past it, blocking waits its turn (first
   /// come, first served) and a held worker stays held.  1 to 4096.
   unsigned blocking_threads = 64;
+  /// runtime::stop's last resort (measured on the steady clock, not the
+  /// runtime's): stop kills every process and waits for them to end; a
+  /// process still alive after this long — one that swallows its kill in a
+  /// `catch (...)` loop, or runs plain C++ code that never calls the
+  /// runtime — is reported (pid, name, initial call, status) and
+  /// abandoned, and stop returns.  An abandoned process is never resumed
+  /// by the runtime (one running plain C++ code keeps its thread, which
+  /// is detached), its stack is not unwound, and the runtime's memory is
+  /// kept until the program exits.  1 ms to 24 h; default 5 s.
+  std::chrono::milliseconds stop_timeout{5000};
 };
 
 struct spawn_options {

@@ -14,8 +14,9 @@
 // accepts stay in the mailbox, in order, for a later receive.
 // `after(d, fn)` (last, at most one) runs fn if nothing matched within d; a
 // zero (or negative) duration polls; a duration beyond max_receive_timeout
-// is taken as that.  `after(t, fn)` with an ember::time_point t runs fn if
-// nothing matched by then (clock.hpp).  `receive<T>()` takes the next T.
+// (+inf, any unit's max()) is taken as that; NaN is bad_argument.
+// `after(t, fn)` with an ember::time_point t runs fn if nothing matched by
+// then (clock.hpp).  `receive<T>()` takes the next T.
 //
 // Threads: process context only (throws not_in_process elsewhere).  A kill
 // (runtime stop) is noticed here and ends the process.
@@ -25,6 +26,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <tuple>
 #include <type_traits>
@@ -118,13 +120,17 @@ struct clause_info<after_clause<D, H>> {
   using result = std::invoke_result_t<H&>;
 };
 
+[[noreturn]] void throw_nan_timeout();
 /// after(d): d in nanoseconds, saturated to [0, max_receive_timeout] (a
-/// deadline, now + d, must fit the runtime's 64-bit nanosecond clock).
+/// deadline, now + d, must fit the runtime's 64-bit nanosecond clock):
+/// negative values (-inf too) poll, +inf and anything longer is the cap.
+/// NaN has no meaning: bad_argument.
 template <class Rep, class Period>
 std::chrono::nanoseconds receive_timeout_of(std::chrono::duration<Rep, Period> d) {
   constexpr std::chrono::nanoseconds cap = max_receive_timeout;
   const long double v = std::chrono::duration<long double, std::nano>(d).count();
-  if (!(v > 0)) return std::chrono::nanoseconds::zero();  // and NaN
+  if (v != v) throw_nan_timeout();
+  if (!(v > 0)) return std::chrono::nanoseconds::zero();
   if (v >= static_cast<long double>(cap.count())) return cap;
   return std::chrono::nanoseconds(static_cast<std::int64_t>(v));
 }
@@ -137,7 +143,10 @@ struct envelope_guard {
 
 /// Make the calling process wait for a message, or until deadline_ns (on
 /// the runtime's clock; -1: none).  Returns when woken; the caller re-scans.
-/// The first wait with a deadline arms a timer in `timer`.
+/// The first wait with a deadline arms a timer in `timer`.  Under
+/// exit_unwinding: with a deadline, returns at once (the caller treats the
+/// timeout as run out); without one, the process ends there, abandoned —
+/// the rest of its stack is not unwound (reported).
 void wait_for_message(process* self, std::int64_t deadline_ns, timer_ref& timer);
 /// Cancel a receive timeout armed by wait_for_message, if still pending.
 void disarm(const timer_ref& timer) noexcept;
@@ -153,6 +162,13 @@ bool discard_internal(process* self, envelope* prev, envelope* e);
 inline bool discard_if_internal(process* self, std::uint64_t serial, envelope* prev, envelope* e) {
   if (EMBER_LIKELY(e->serial == serial && e->tag != type_tag<wake_signal>() && e->tag != reply_tag())) return false;
   return discard_internal(self, prev, e);
+}
+/// The process has an exit signal pending but cannot be ended by an
+/// exception now — it is unwinding (a destructor runs): a runtime call must
+/// not wait then.  A receive with a timeout times out at once; a wait with
+/// none ends the process there (wait_for_message).
+inline bool exit_unwinding(const process* self) noexcept {
+  return EMBER_UNLIKELY(self->kill_pending.load(std::memory_order_relaxed)) && std::uncaught_exceptions() > 0;
 }
 
 template <class R>
@@ -201,7 +217,8 @@ auto when(Guard&& guard, Handler&& handler) {
 
 /// The timeout clause: fn() runs when nothing matched within d.
 /// A zero or negative d times out at once if nothing matches; a d beyond
-/// max_receive_timeout (about 146 years) is taken as that (never, in practice).
+/// max_receive_timeout (about 146 years) is taken as that (never, in
+/// practice); a NaN d throws bad_argument.
 template <class Rep, class Period, class Handler>
 auto after(std::chrono::duration<Rep, Period> d, Handler&& fn) {
   return detail::after_clause<std::chrono::nanoseconds, std::decay_t<Handler>>{detail::receive_timeout_of(d),
@@ -263,7 +280,7 @@ auto receive(Cs&&... clauses) {
     if (timeout) {
       const std::int64_t now = self->rt->now_ns();
       if (deadline < 0) deadline = timeout_at ? timeout->count() : now + timeout->count();
-      if (now >= deadline) {
+      if (now >= deadline || detail::exit_unwinding(self)) {
         auto run_after = [&](auto& c) {
           if constexpr (detail::is_after<std::remove_cvref_t<decltype(c)>>::value)
             out.set([&]() -> R { return c.handler(); });

@@ -35,7 +35,10 @@ public:
   /// Starts the workers.  Throws invalid_option for out-of-range options.
   explicit runtime(runtime_options options = {})
       : core_(std::make_unique<detail::runtime_core>(std::move(options))) {}
-  ~runtime() { core_->stop(); }
+  ~runtime() {
+    core_->stop();
+    if (core_->abandoned()) detail::keep_forever(std::move(core_));  // see runtime_options::stop_timeout
+  }
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
 
@@ -77,7 +80,9 @@ public:
   /// process you start).  Not from inside a process.
   exit_reason wait(pid p) { return core_->wait(p); }
 
-  /// End every process and join the workers.  Idempotent.
+  /// End every process and join the workers.  Idempotent.  Never hangs:
+  /// a process still alive runtime_options::stop_timeout after its kill is
+  /// reported and abandoned (see there).
   void stop() { core_->stop(); }
 
   [[nodiscard]] bool stopped() const noexcept { return core_->stopping(); }

@@ -41,6 +41,7 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -54,6 +55,7 @@
 
 #include <fmt/format.h>
 
+#include "ember/detail/timeout_arg.hpp"
 #include "ember/errors.hpp"
 #include "ember/exit_reason.hpp"
 #include "ember/gen_server.hpp"
@@ -80,10 +82,17 @@ class shutdown_spec {
 public:
   static shutdown_spec brutal_kill() noexcept { return shutdown_spec(-2); }
   static shutdown_spec infinity() noexcept { return shutdown_spec(-1); }
-  /// t >= 0; a negative t is bad_argument.
-  static shutdown_spec timeout(std::chrono::milliseconds t) {
-    if (t.count() < 0) throw bad_argument("ember::supervisor::shutdown_spec::timeout: the time is negative");
-    return shutdown_spec(t.count());
+  /// t >= 0, any duration (rounded up to whole ms); a negative t or NaN is
+  /// bad_argument.  A t longer than max_timer_delay (~49.7 days: +inf, any
+  /// unit's max()) is infinity.
+  template <class Rep, class Period>
+  static shutdown_spec timeout(std::chrono::duration<Rep, Period> t) {
+    const long double ms = std::chrono::duration<long double, std::milli>(t).count();
+    if (!(ms >= 0))  // and NaN
+      throw bad_argument("ember::supervisor::shutdown_spec::timeout: t = " + ember::detail::describe_ms(ms * 1e6L) +
+                         ": must be >= 0");
+    if (ms > static_cast<long double>(max_timer_delay.count())) return infinity();
+    return shutdown_spec(static_cast<std::int64_t>(std::ceil(ms)));
   }
   [[nodiscard]] bool is_brutal_kill() const noexcept { return ms_ == -2; }
   [[nodiscard]] bool is_infinity() const noexcept { return ms_ == -1; }
@@ -98,7 +107,8 @@ private:
 
 /// Beyond OTP: a child's restarts wait `initial`, then twice as long after
 /// each consecutive restart, up to `max`; once the child has run for `max`
-/// without exiting, the next restart waits `initial` again.
+/// without exiting, the next restart waits `initial` again.  Needs
+/// 0 < initial <= max <= max_timer_delay (~49.7 days), else bad_argument.
 struct restart_backoff {
   std::chrono::milliseconds initial{100};
   std::chrono::milliseconds max{30000};
@@ -112,9 +122,11 @@ public:
   started(ember::pid p) : pid_(p) {}  // NOLINT: a started child
   /// gen_server::start_link's result: the server, or its error (a taken
   /// name counts as an error, as OTP's {error, {already_started, Pid}}).
+  /// init's ignore() is started::ignore().
   template <class S>
   started(const gen_server::start_result<S>& r)  // NOLINT
-      : pid_(r ? r.pid() : ember::pid{}), error_(r ? std::nullopt : std::optional<exit_reason>(r.error())) {}
+      : pid_(r ? r.pid() : ember::pid{}),
+        error_(r || r.ignored() ? std::nullopt : std::optional<exit_reason>(r.error())) {}
   static started ignore() { return started(ember::pid{}); }
   static started error(exit_reason r) {
     started s{ember::pid{}};
@@ -157,6 +169,7 @@ struct child_spec {
 struct flags {
   restart_strategy strategy = restart_strategy::one_for_one;
   /// More than `intensity` restarts within `period` stop the supervisor.
+  /// period > 0; one beyond 2^62 ns (~146 years) is taken as that.
   int intensity = 1;
   std::chrono::milliseconds period{5000};
 };
@@ -292,7 +305,9 @@ struct restart_tick {
 class restart_window {
 public:
   restart_window(int intensity, std::chrono::milliseconds period)
-      : intensity_(intensity), period_ns_(period.count() * 1000000) {}
+      : intensity_(intensity),
+        period_ns_(period.count() > ember::detail::max_timeout_ns / 1000000 ? ember::detail::max_timeout_ns
+                                                                             : period.count() * 1000000) {}
   /// Record a restart at now; true when that makes too many.
   bool add(std::int64_t now_ns);
 

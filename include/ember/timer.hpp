@@ -22,10 +22,13 @@
 //    which timer it was;
 //  - a timer to a process that has exited is dropped when due; a timer to
 //    a name looks the name up when due (no process, no message);
-//  - delays run from 0 to 2^32 - 1 ms (~49.7 days); others throw
-//    bad_argument.  A delay of 0, or an absolute time (a time_point on
-//    the runtime's clock, ember::now()) already passed, delivers at once,
-//    as a send would: its reference is never pending;
+//  - delays run from 0 to 2^32 - 1 ms (~49.7 days), in any unit, integer
+//    or floating; others (negative, longer, NaN, the infinities, any
+//    unit's max() or min()) throw bad_argument naming the delay.  A delay
+//    of 0, or an absolute time (a time_point on the runtime's clock,
+//    ember::now()) already passed, delivers at once, as a send would: its
+//    reference is never pending; one more than 2^32 - 1 ms ahead is
+//    bad_argument;
 //  - a busy worker fires its due timers within about a monitor tick
 //    (runtime_options::time_slice / 2) plus the slice that runs then; a
 //    worker held by a process that makes no runtime call is handed to
@@ -121,12 +124,17 @@ inline constexpr timer_ops inline_timer_ops{
     std::is_trivially_destructible_v<M> ? nullptr
                                         : +[](void* s) noexcept { std::launder(static_cast<M*>(s))->~M(); }};
 
+/// The delay in nanoseconds; bad_argument naming the delay for anything
+/// outside 0 .. max_timer_delay, NaN and the infinities included.  Compared
+/// in long double, so no unit's max() or min() can overflow.
 template <class Rep, class Period>
 std::int64_t checked_delay(std::chrono::duration<Rep, Period> d, const char* what) {
-  if (d < d.zero() || d > max_timer_delay)
-    throw bad_argument(std::string("ember::") + what + ": the delay must be between 0 and " +
-                       std::to_string(max_timer_delay.count()) + " ms");
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  const long double ms = std::chrono::duration<long double, std::milli>(d).count();
+  if (!(ms >= 0 && ms <= static_cast<long double>(max_timer_delay.count())))  // NaN fails both
+    throw bad_argument(std::string("ember::") + what + ": delay = " +
+                       (ms != ms ? std::string("NaN") : std::to_string(static_cast<double>(ms))) +
+                       " ms: must be between 0 and " + std::to_string(max_timer_delay.count()) + " ms");
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();  // in range: no overflow
 }
 
 /// Start a timer due at deadline_ns (on the runtime's clock) delivering the

@@ -627,7 +627,7 @@ void storm_watcher(std::vector<ember::pid> targets, ember::pid root, unsigned se
           auto it = active.begin();
           std::advance(it, long(rng() % active.size()));
           ember::monitor_ref ref{it->first, it->second};
-          ember::demonitor(ref, true);
+          ember::demonitor(ref, ember::demonitor_option::flush);
           dropped.insert(ref.id);
           active.erase(it);
         }

@@ -107,7 +107,7 @@ TEST_CASE("demonitor with flush removes a down already delivered", "[monitor]") 
     auto [p, ref] = ember::spawn_monitor([] {});
     auto witness = ember::monitor(p);  // noproc or normal; either way it comes after ref's down
     ember::receive(ember::when([&](const ember::down& d) { return d.ref == witness; }, [](ember::down) {}));
-    REQUIRE_FALSE(ember::demonitor(ref, true));
+    REQUIRE_FALSE(ember::demonitor(ref, ember::demonitor_option::flush));
     REQUIRE_FALSE(poll_down(ref));
   });
 }
@@ -133,7 +133,7 @@ TEST_CASE("stress: processes monitoring and dying at random get every down exact
         // Watch a few targets, drop one watch again with flush, wait for the rest.
         std::vector<ember::monitor_ref> refs;
         for (int k = 0; k < 4; ++k) refs.push_back(ember::monitor((*targets)[(w * 7 + k * 13) % targets->size()]));
-        ember::demonitor(refs.back(), true);
+        ember::demonitor(refs.back(), ember::demonitor_option::flush);
         refs.pop_back();
         expected += long(refs.size());
         ember::send(me, 1);

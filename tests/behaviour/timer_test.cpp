@@ -1216,7 +1216,9 @@ TEST_CASE("manual clock: after time ran years ahead with no timer pending, new t
   clock->settle();
 }
 
-TEST_CASE("timers: after() saturates: zero and negative poll, huge durations are max_receive_timeout", "[timer]") {
+TEST_CASE("timers: after() saturates: zero and negative poll, huge durations are max_receive_timeout, NaN is "
+          "bad_argument",
+          "[timer]") {
   in_process(1, [] {
     ember::send(ember::self(), fired{1});
     REQUIRE(ember::receive([](fired f) { return f.id; }, ember::after(-5s, [] { return -1; })) == 1);
@@ -1226,7 +1228,10 @@ TEST_CASE("timers: after() saturates: zero and negative poll, huge durations are
                            ember::after(std::chrono::duration<double>(-1e300), [] { return -3; })) == -3);
     REQUIRE(ember::detail::receive_timeout_of(std::chrono::hours::max()) == ember::max_receive_timeout);
     REQUIRE(ember::detail::receive_timeout_of(std::chrono::duration<double>(1e300)) == ember::max_receive_timeout);
-    REQUIRE(ember::detail::receive_timeout_of(std::chrono::duration<double>(std::nan(""))) == 0ns);
+    REQUIRE_THROWS_AS(ember::after(std::chrono::duration<double>(std::nan("")), [] {}), ember::bad_argument);
+    REQUIRE(ember::detail::receive_timeout_of(std::chrono::duration<double>(-INFINITY)) == 0ns);
+    REQUIRE(ember::detail::receive_timeout_of(std::chrono::duration<double>(INFINITY)) == ember::max_receive_timeout);
+    REQUIRE(ember::detail::receive_timeout_of(std::chrono::nanoseconds::min()) == 0ns);
     REQUIRE(ember::detail::receive_timeout_of(1500us) == 1500us);
   });
 }

@@ -7,12 +7,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include <catch2/catch.hpp>
 
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "ember/ember.hpp"
@@ -45,6 +48,26 @@ inline ember::runtime_options opts(unsigned workers) {
   ember::runtime_options o;
   o.workers = workers;
   o.logger = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  return o;
+}
+
+/// A logger whose lines a test can read from any thread, at any time.
+struct captured_log {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096);
+  std::shared_ptr<spdlog::logger> logger = std::make_shared<spdlog::logger>("captured", sink);
+  [[nodiscard]] std::string text() const {
+    std::string all;
+    for (const std::string& l : sink->last_formatted()) all += l;
+    return all;
+  }
+  [[nodiscard]] bool contains(std::string_view s) const { return text().find(s) != std::string::npos; }
+};
+
+/// opts(workers), logging into `log`.
+inline ember::runtime_options opts(unsigned workers, const captured_log& log) {
+  ember::runtime_options o;
+  o.workers = workers;
+  o.logger = log.logger;
   return o;
 }
 

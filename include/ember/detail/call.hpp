@@ -102,6 +102,14 @@ inline delivery post(const ember::pid& to, envelope* e) noexcept {
   return deliver(p, e);
 }
 
+/// References of asynchronous requests (gen_server::send_request) carry
+/// this bit; a synchronous call's do not.  A reply to an asynchronous
+/// reference reaches the caller while the reference is in its
+/// signal_state::requests (checked under its lock), not through call_ref.
+inline constexpr std::uint64_t async_request_bit = std::uint64_t{1} << 63;
+/// Whether p (incarnation `serial`) still takes replies to the async ref.
+bool async_request_live(process* p, std::uint64_t serial, std::uint64_t ref) noexcept;
+
 /// Deliver a reply envelope to its caller if the caller still waits for
 /// that ref (otherwise drop it).  Any thread.
 void deliver_reply(const ember::pid& caller, std::uint64_t ref, envelope* e) noexcept;

@@ -9,10 +9,16 @@
 //     process ends at its next runtime call (receive, send, checkpoint,
 //     ...), unwinding its stack so destructors run;
 //  3. wait until no process is live, repeating step 2 for processes that
-//     were being spawned while it ran;
+//     were being spawned while it ran — at most runtime_options::
+//     stop_timeout: then report the survivors (pid, name, initial call,
+//     status) and abandon them (they are never resumed);
 //  4. set `shutdown_`, wake every worker and spare carrier, join every
-//     carrier thread, stop the monitor;
-//  5. the destructor frees every block, stack and queued message.
+//     carrier thread, stop the monitor — after step 3 gave up, a carrier
+//     still held by a survivor (plain C++ code) after a short grace is
+//     detached instead, and the runtime is marked `abandoned_`;
+//  5. the destructor frees every block, stack and queued message — except
+//     for an abandoned runtime, which runtime::~runtime keeps for ever
+//     (keep_forever): a detached thread may still use it.
 //
 // Threads: any thread, except where a member says worker only.
 // Ownership: owns workers, blocks (in chunks) and the stack pool.
@@ -103,6 +109,9 @@ public:
   exit_reason wait_latch(const std::shared_ptr<exit_latch>& latch);
   void stop();
   [[nodiscard]] bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+  /// stop gave up on some process (step 3): this runtime must never be
+  /// destroyed.
+  [[nodiscard]] bool abandoned() const noexcept { return abandoned_.load(std::memory_order_acquire); }
   [[nodiscard]] bool shutting_down() const noexcept { return shutdown_.load(std::memory_order_acquire); }
 
   // -- worker only ----------------------------------------------------------
@@ -185,6 +194,7 @@ private:
   process* alloc_block();
   std::uint64_t next_serial();
   void kill_all();
+  void report_survivors() noexcept;
 
   runtime_options opts_;
   std::shared_ptr<spdlog::logger> logger_;
@@ -217,11 +227,15 @@ private:
   std::atomic<std::int64_t> heap_bytes_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> shutdown_{false};
+  std::atomic<bool> abandoned_{false};
   std::mutex stop_call_mu_;  // held through stop(); guards stopped_
   std::mutex stop_mu_;       // pairs with stop_cv_
   std::condition_variable stop_cv_;
   bool stopped_ = false;
   sysmon monitor_{*this};  // last: it looks at everything above
 };
+
+/// Keep an abandoned runtime alive until the program exits.
+void keep_forever(std::unique_ptr<runtime_core> core) noexcept;
 
 }  // namespace ember::detail

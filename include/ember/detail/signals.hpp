@@ -36,4 +36,14 @@ void exit_signal_locked(process* p, ember::pid from, const exit_reason& r, bool 
 /// release its name.  Worker, after the fiber.
 void deliver_exit(process* p, ember::pid me);
 
+/// Replies a process asked for (gen_server::send_request, task::async):
+/// `key` is recorded in self's signal_state::requests by begin_request and
+/// removed by end_request.
+void begin_request(process* self, std::uint64_t key, const ember::pid& to);
+void end_request(process* self, std::uint64_t key) noexcept;
+/// Push e (a system message) to `to` only while `to` still takes replies to
+/// `key`; checked and pushed under its lock, so once end_request returns
+/// nothing more arrives for the key.  Frees e otherwise.  Any thread.
+void deliver_if_requested(const ember::pid& to, std::uint64_t key, envelope* e) noexcept;
+
 }  // namespace ember::detail

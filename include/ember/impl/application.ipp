@@ -56,6 +56,8 @@ struct shutdown_request {
 };
 /// The master's shutdown_timeout ran out.
 struct shutdown_deadline {};
+/// The root, killed, has not exited within the runtime's stop_timeout.
+struct kill_deadline {};
 
 static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs lock-free atomics");
 
@@ -109,6 +111,7 @@ struct session {
   spdlog::logger* log;
   int status = -1;         // the exit status, set by the master before it returns
   bool root_started = false;
+  std::chrono::milliseconds stop_timeout{};  // the runtime's last resort
 };
 
 /// Steps 1, 2, 3 (watcher) and 5 of the protocol above; finish() undoes
@@ -201,11 +204,14 @@ int master_loop(session& s, ember::pid root) {
   const std::chrono::milliseconds timeout = s.opts->shutdown_timeout;
   bool stopping = false;  // exit(root, shutdown) was sent
   bool killing = false;   // exit(root, kill) was sent
-  ember::timer_ref deadline;
+  ember::timer_ref deadline, last_resort;
   std::optional<exit_reason> ended;
+  bool abandoned = false;
   auto kill_root = [&] {
     killing = true;
     ember::exit(root, exit_reason::kill());
+    // The last resort: a root that swallows its kill is given up on.
+    last_resort = ember::send_after(ember::self(), s.stop_timeout, kill_deadline{});
   };
   while (!ended) {
     ember::receive(
@@ -234,9 +240,18 @@ int master_loop(session& s, ember::pid root) {
           if (killing) return;
           log.error("application: root {} did not shut down within {} ms: killing it", root, timeout.count());
           kill_root();
+        },
+        [&](kill_deadline) {
+          log.error("application: root {} did not exit within {} ms of being killed (runtime_options::stop_timeout); "
+                    "abandoning it",
+                    root, s.stop_timeout.count());
+          abandoned = true;
+          ended = exit_reason::killed();
         });
   }
   if (deadline.node) ember::cancel_timer(deadline);
+  if (last_resort.node) ember::cancel_timer(last_resort);
+  if (abandoned) return exit_status::killed;
   const exit_reason& r = *ended;
   if (is_clean(r)) {
     if (stopping) log.info("application: root {} shut down with reason {}", root, r);
@@ -284,11 +299,14 @@ int run(options o, start_fn fn, void* start) {
   if (o.shutdown_timeout > ember::max_timer_delay)
     throw invalid_option("ember::application::options::shutdown_timeout: at most " +
                          std::to_string(ember::max_timer_delay.count()) + " ms (or infinity)");
-  if (o.shutdown_timeout.count() < 0) o.shutdown_timeout = infinity;
+  if (o.shutdown_timeout.count() < 0 && o.shutdown_timeout != infinity)
+    throw invalid_option("ember::application::options::shutdown_timeout = " +
+                         std::to_string(o.shutdown_timeout.count()) + " ms: must be >= 0 (or infinity)");
   std::unique_ptr<runtime> rt;  // outlives `app`, whose watcher sends into it
   active_run app(o.handle_signals);
   rt = std::make_unique<runtime>(o.runtime);
   session s{&o, fn, start, &rt->core().logger()};
+  s.stop_timeout = rt->options().stop_timeout;
   auto m = rt->spawn_monitor([&s] { master(s); });
   app.watch(m.pid);
   const exit_reason mr = m.wait();

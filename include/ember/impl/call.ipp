@@ -2,6 +2,8 @@
 // (compiled once, in src/ember.cpp).  The formats are in detail/call.hpp.
 #pragma once
 
+#include <mutex>
+
 #include "ember/detail/call.hpp"
 #include "ember/detail/runtime_core.hpp"
 
@@ -12,11 +14,17 @@ void deliver_reply(const ember::pid& caller, std::uint64_t ref, envelope* e) noe
   // nothing; one that stops between this check and the push drops the
   // reply when it next scans its mailbox (discard_internal).
   process* p = caller.block();
-  if (p && p->call_ref.load(std::memory_order_acquire) != ref) {
+  if (p && p->call_ref.load(std::memory_order_acquire) != ref &&
+      ((ref & async_request_bit) == 0 || !async_request_live(p, caller.serial(), ref))) {
     free_envelope(e);
     return;
   }
   post(caller, e);
+}
+
+bool async_request_live(process* p, std::uint64_t serial, std::uint64_t ref) noexcept {
+  std::lock_guard lk(p->hooks_lock);
+  return p->serial.load(std::memory_order_acquire) == serial && p->sig && p->sig->requests.contains(ref);
 }
 
 void dropped_by_bound(envelope* e) noexcept {

@@ -174,6 +174,14 @@ EMBER_NOINLINE bool run_process_body(process* p) noexcept {
     if (!p->entry_started && p->kill_pending.load(std::memory_order_acquire)) throw exit_exception{p->reason};
     p->entry_started = true;
     p->invoke(p);
+    // An exit signal the body caught and swallowed still ends it, with
+    // that reason (ordering: acquire pairs with the release in kill_locked,
+    // which wrote `reason` first).
+    if (EMBER_UNLIKELY(p->kill_pending.load(std::memory_order_acquire))) {
+      p->hibernate_on_return = false;
+      this_carrier()->exit_on_return.reset();
+      throw exit_exception{p->reason};
+    }
     if (p->hibernate_on_return) {
       p->hibernate_on_return = false;
       return false;
@@ -185,11 +193,8 @@ EMBER_NOINLINE bool run_process_body(process* p) noexcept {
     }
   } catch (exit_exception& e) {
     r = std::move(e.reason);
-  } catch (const std::exception& e) {
-    r = exit_reason::error(e.what());
-    crashed = true;
   } catch (...) {
-    r = exit_reason::error("unknown exception (not derived from std::exception)");
+    r = reason_of_current_exception();  // the text, and the thrown value kept
     crashed = true;
   }
   p->destroy_entry();
@@ -294,6 +299,7 @@ void carrier::main(worker* first) {
   ss.ss_flags = SS_DISABLE;
   ::sigaltstack(&ss, nullptr);
   tl_carrier = nullptr;
+  done_.store(true, std::memory_order_release);
 }
 
 }  // namespace ember::detail

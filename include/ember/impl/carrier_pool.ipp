@@ -22,7 +22,7 @@ void carrier_pool::start(const std::vector<worker*>& workers) {
   for (std::size_t i = 0; i < workers.size(); ++i) all_[i]->start(workers[i]);
 }
 
-void carrier_pool::stop() {
+void carrier_pool::stop(std::chrono::milliseconds grace) {
   {
     std::lock_guard lk(mu_);
     stopping_ = true;
@@ -36,6 +36,15 @@ void carrier_pool::stop() {
       std::lock_guard lk(mu_);
       if (i >= all_.size()) break;
       c = all_[i].get();
+    }
+    if (grace.count() >= 0) {
+      // Let go of a thread a survivor holds (runtime::stop gave up on it).
+      const auto until = std::chrono::steady_clock::now() + grace;
+      while (!c->done() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+      if (!c->done()) {
+        c->detach();
+        continue;
+      }
     }
     c->join();
   }

@@ -6,7 +6,10 @@
 #include <spdlog/spdlog.h>
 
 #include "ember/detail/runtime_core.hpp"
+#include "ember/detail/type_name.hpp"
 #include "ember/gen_server.hpp"
+
+#include <mutex>
 
 namespace ember::gen_server::detail {
 
@@ -21,18 +24,24 @@ std::string server_label(process* self, const std::string& name) {
 }
 }  // namespace
 
-void log_unexpected(process* self, const std::string& server, const void* tag) {
+void log_unexpected(process* self, const std::string& server, const std::type_info& type) {
   try {
-    self->rt->logger().warn("gen_server {}: dropped a message of a type it does not list in `info` (tag {})",
-                          server_label(self, server), tag);
+    self->rt->logger().warn(
+        "gen_server {}: dropped a message of type {}: not listed in `info`, and no catch-all "
+        "handle_info(gen_server::any_message&)",
+        server_label(self, server), ember::detail::demangle(type));
   } catch (...) {
   }
 }
 
-void log_crash(process* self, const std::string& server, const char* last_message, const exit_reason& r) {
+void log_crash(process* self, const std::string& server, const char* last_message, const ember::pid& client,
+               const exit_reason& r, const exit_reason* terminate_exit) noexcept {
   try {
-    self->rt->logger().error("gen_server {} terminating: reason: {}; last message of type {}",
-                             server_label(self, server), r.to_string(), last_message);
+    std::string text = fmt::format("gen_server {} terminating: reason: {}; last message of type {}",
+                                   server_label(self, server), r.to_string(), ember::detail::demangle(last_message));
+    if (!client.is_null()) text += fmt::format("; client {}", client);
+    if (terminate_exit) text += fmt::format("; terminate then ended it with reason: {}", terminate_exit->to_string());
+    self->rt->logger().error("{}", text);
   } catch (...) {
     // A failing log sink must not change how the server ends.
   }
@@ -63,12 +72,13 @@ envelope* take_next(process* self) {
   }
 }
 
-envelope* await_reply(process* self, std::uint64_t ref, std::int64_t timeout_ns) {
+envelope* await_reply(process* self, std::uint64_t ref, std::int64_t timeout_ns, envelope* mark) {
   ember::detail::mailbox& mb = self->mbox;
   const std::uint64_t serial = self->serial.load(std::memory_order_relaxed);
-  envelope* prev = nullptr;
+  // Only what came after the mark can be the reply (gen_server/call.hpp).
+  envelope* prev = mark;
   mb.drain_inbox(prev);
-  envelope* e = mb.first();
+  envelope* e = prev ? prev->next : mb.first();
   std::int64_t deadline = -1;
   ember::detail::receive_timer timer;
   for (;;) {
@@ -89,6 +99,9 @@ envelope* await_reply(process* self, std::uint64_t ref, std::int64_t timeout_ns)
       e = prev ? prev->next : mb.first();
       continue;
     }
+    // A process unwinding for its exit (a destructor) does not wait: the
+    // call times out at once.
+    if (ember::detail::exit_unwinding(self)) return nullptr;
     if (timeout_ns >= 0) {
       const std::int64_t now = self->rt->now_ns();
       if (deadline < 0) deadline = now + timeout_ns;
@@ -100,6 +113,57 @@ envelope* await_reply(process* self, std::uint64_t ref, std::int64_t timeout_ns)
     mb.drain_inbox(prev);
     e = prev ? prev->next : mb.first();
   }
+}
+
+envelope* await_async(process* self, bool (*match)(void*, std::uint64_t), void* ctx, std::int64_t timeout_ns) {
+  ember::detail::mailbox& mb = self->mbox;
+  const std::uint64_t serial = self->serial.load(std::memory_order_relaxed);
+  ember::detail::spend_in(self, 1);
+  envelope* prev = nullptr;
+  mb.drain_inbox(prev);
+  envelope* e = mb.first();
+  std::int64_t deadline = -1;
+  ember::detail::receive_timer timer;
+  for (;;) {
+    while (e) {
+      if (e->tag == ember::detail::reply_tag() && e->serial == serial &&
+          match(ctx, ember::detail::head_of<ember::detail::reply_head>(e).ref)) {
+        mb.unlink(prev, e);
+        return e;
+      }
+      if (ember::detail::discard_if_internal(self, serial, prev, e)) {
+        e = prev ? prev->next : mb.first();
+        continue;
+      }
+      prev = e;
+      e = e->next;
+    }
+    if (mb.drain_inbox(prev)) {
+      e = prev ? prev->next : mb.first();
+      continue;
+    }
+    if (timeout_ns == 0 || ember::detail::exit_unwinding(self)) return nullptr;
+    if (timeout_ns > 0) {
+      const std::int64_t now = self->rt->now_ns();
+      if (deadline < 0) deadline = now + timeout_ns;
+      if (now >= deadline) return nullptr;
+      ember::detail::wait_for_message(self, deadline, timer.ref);
+    } else {
+      ember::detail::wait_for_message(self, -1, timer.ref);
+    }
+    mb.drain_inbox(prev);
+    e = prev ? prev->next : mb.first();
+  }
+}
+
+void forget_request(process* self, std::uint64_t ref) noexcept { ember::detail::end_request(self, ref); }
+
+void fail_own_request(process* self, std::uint64_t ref, ember::detail::reply_status status,
+                      const exit_reason& reason) noexcept {
+  ember::detail::request_head h;
+  h.caller = self->self_pid();
+  h.ref = ref;
+  ember::detail::fail_request(h, status, reason);
 }
 
 void throw_call_failure(const char* what, envelope* e, const ember::pid& to) {

@@ -11,6 +11,7 @@
 #include "ember/detail/runtime_core.hpp"
 #include "ember/detail/signals.hpp"
 #include "ember/errors.hpp"
+#include "ember/process_info.hpp"
 
 namespace ember::detail {
 
@@ -42,6 +43,9 @@ runtime_options validated(runtime_options o) {
     throw invalid_option(fmt::format(
         "runtime_options::stack_size = {} bytes: must be between {} and {} bytes", o.stack_size,
         min_stack_size, max_stack_size));
+  if (o.stop_timeout.count() < 1 || o.stop_timeout > std::chrono::hours(24))
+    throw invalid_option(fmt::format("runtime_options::stop_timeout = {} ms: must be between 1 ms and 24 h",
+                                     o.stop_timeout.count()));
   if (o.max_heap_size == unlimited) o.max_heap_size = 0;
   using std::chrono::microseconds;
   if (o.time_slice != microseconds::zero() && (o.time_slice < microseconds(50) || o.time_slice > std::chrono::seconds(1)))
@@ -320,6 +324,8 @@ void runtime_core::stop() {
   if (stopped_) return;
   forget_runtime(this);
   stopping_.store(true, std::memory_order_seq_cst);
+  const auto give_up_at = std::chrono::steady_clock::now() + opts_.stop_timeout;
+  bool gave_up = false;
   for (;;) {
     if (live_.load(std::memory_order_seq_cst) == 0) break;
     kill_all();
@@ -327,13 +333,70 @@ void runtime_core::stop() {
     if (stop_cv_.wait_for(lk, std::chrono::milliseconds(20),
                           [this] { return live_.load(std::memory_order_seq_cst) == 0; }))
       break;
+    if (std::chrono::steady_clock::now() >= give_up_at) {
+      gave_up = true;
+      break;
+    }
   }
+  if (gave_up) report_survivors();
   shutdown_.store(true, std::memory_order_seq_cst);
   for (auto& w : workers_) w->park_handle().unpark();
-  carriers_.stop();
+  if (gave_up) {
+    // A carrier whose thread a survivor holds (plain C++ code that never
+    // returns to the runtime) is let go; the others leave their loop at
+    // once.  The runtime's memory then stays (runtime::~runtime).
+    abandoned_.store(true, std::memory_order_release);
+  }
+  carriers_.stop(gave_up ? std::chrono::milliseconds(100) : std::chrono::milliseconds(-1));
   monitor_.stop();
+  if (gave_up) {
+    // A survivor no thread runs is never resumed: what its mailbox holds
+    // is freed now (later sends to it are dropped).  One that a detached
+    // thread runs closes its own when it ends.
+    std::lock_guard lk(table_mu_);
+    for (auto& chunk : chunks_)
+      for (std::size_t i = 0; i < chunk_size; ++i)
+        if (process* p = &chunk[i]; p->serial.load(std::memory_order_acquire) != 0 &&
+                                    p->status.load(std::memory_order_relaxed) != process_status::running)
+          p->mbox.close();
+  }
   advance_done();  // a test waiting in advance() is released
   stopped_ = true;
+}
+
+void runtime_core::report_survivors() noexcept {
+  try {
+    for (const ember::pid& p : processes()) {
+      std::optional<process_snapshot> s = ember::process_info(p);
+      if (!s) continue;
+      // The scheduler's view (process_info says "exiting" for any killed process).
+      const process_status st = p.block()->status.load(std::memory_order_relaxed);
+      const char* status = st == process_status::running    ? "running (in code that does not call the runtime)"
+                           : st == process_status::runnable ? "runnable (it catches its kill and goes on)"
+                           : st == process_status::waiting  ? "waiting"
+                                                            : "exiting";
+      logger_->error(
+          "runtime::stop: process {}{}{} did not exit within {} ms of being killed (initial call {}, status {}); "
+          "abandoned: it is not resumed, its stack is not unwound",
+          p, s->registered_name.empty() ? "" : " ", s->registered_name, opts_.stop_timeout.count(), s->initial_call,
+          status);
+    }
+  } catch (...) {
+    // A failing log sink must not keep stop from returning.
+  }
+}
+
+void keep_forever(std::unique_ptr<runtime_core> core) noexcept {
+  // Never freed (and never destroyed: its destructor would join threads
+  // that an abandoned process holds); reachable, so leak checkers stay quiet.
+  static std::mutex mu;
+  static auto* kept = new std::vector<std::unique_ptr<runtime_core>>();
+  std::lock_guard lk(mu);
+  try {
+    kept->push_back(std::move(core));
+  } catch (...) {
+    (void)core.release();
+  }
 }
 
 std::vector<ember::pid> runtime_core::processes() const {

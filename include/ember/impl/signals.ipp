@@ -15,6 +15,7 @@
 
 #include "ember/detail/runtime_core.hpp"
 #include "ember/detail/signals.hpp"
+#include "ember/detail/type_name.hpp"
 #include "ember/errors.hpp"
 #include "ember/heap.hpp"
 #include "ember/names.hpp"
@@ -78,8 +79,10 @@ void deliver_exit(process* p, ember::pid me) {
   for (const auto& w : s->watchers.entries()) {
     process* q = w.who.block();
     lock lk(q->hooks_lock);
-    if (alive_locked(q, w.who.serial()) && q->sig && q->sig->watching.erase(w.key))
-      post_locked(q, make_envelope<down>(w.who.serial(), down{monitor_ref{w.key, me}, me, r}));
+    if (alive_locked(q, w.who.serial()) && q->sig && q->sig->watching.erase(w.key)) {
+      std::string name = q->sig->monitor_names.empty() ? std::string() : q->sig->take_monitor_name(w.key);
+      post_locked(q, make_envelope<down>(w.who.serial(), down{monitor_ref{w.key, me}, me, r, std::move(name)}));
+    }
   }
   // Monitors this process held: the targets need not remember them.
   for (const auto& m : s->watching.entries()) {
@@ -92,6 +95,28 @@ void deliver_exit(process* p, ember::pid me) {
     l->done.store(true, std::memory_order_release);
     l->done.notify_all();
   }
+}
+
+void begin_request(process* self, std::uint64_t key, const ember::pid& to) {
+  lock lk(self->hooks_lock);
+  self->signals().requests.insert(key, to);
+}
+
+void end_request(process* self, std::uint64_t key) noexcept {
+  lock lk(self->hooks_lock);
+  if (self->sig) self->sig->requests.erase(key);
+}
+
+void deliver_if_requested(const ember::pid& to, std::uint64_t key, envelope* e) noexcept {
+  if (process* q = to.block()) {
+    lock lk(q->hooks_lock);
+    if (alive_locked(q, to.serial()) && q->sig && q->sig->requests.contains(key)) {
+      e->serial = to.serial();
+      post_locked(q, e);
+      return;
+    }
+  }
+  free_envelope(e);
 }
 
 void link_new_child(process* self, process* p, ember::pid child) {
@@ -112,16 +137,15 @@ void monitor_new_child(process* self, process* p, ember::pid child, std::uint64_
   self->signals().watching.insert(id, child);
 }
 
-namespace {
-std::string demangle(const std::type_info* t) {
-  if (!t) return {};
+std::string demangle(const char* mangled) {
+  if (!mangled) return {};
   int status = 0;
-  char* s = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
-  std::string out = (status == 0 && s) ? s : t->name();
+  char* s = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  std::string out = (status == 0 && s) ? s : mangled;
   std::free(s);
   return out;
 }
-}  // namespace
+std::string demangle(const std::type_info& t) { return demangle(t.name()); }
 
 // ---- names ------------------------------------------------------------------
 
@@ -262,17 +286,26 @@ bool process_flag(trap_exit_flag, bool on) {
 
 // ---- monitors ---------------------------------------------------------------
 
-monitor_ref monitor(pid t) {
+namespace {
+/// monitor(t), recording `name` as what the monitor watches (empty: by pid).
+monitor_ref monitor_as(pid t, std::string name) {
   detail::process* self = detail::enter_runtime("monitor");
   const pid me = self->self_pid();
   monitor_ref ref{self->rt->next_monitor_id(), t};
-  if (t == me) return ref;  // allowed, as in OTP; a process outlives nothing of its own
   {
     lock lk(self->hooks_lock);
-    self->signals().watching.insert(ref.id, t);
+    detail::signal_state& s = self->signals();
+    s.watching.insert(ref.id, t);
+    if (!name.empty()) s.monitor_names.emplace_back(ref.id, name);
   }
   bool ok = false;
-  if (detail::process* q = t.block()) {
+  if (t == me) {
+    // Allowed, as in OTP: it shows in process_info and demonitor finds it,
+    // but a process outlives nothing of its own, so it never fires.
+    lock lk(self->hooks_lock);
+    self->signals().watchers.insert(ref.id, me);
+    ok = true;
+  } else if (detail::process* q = t.block()) {
     lock lk(q->hooks_lock);
     if (detail::alive_locked(q, t.serial())) {
       q->signals().watchers.insert(ref.id, me);
@@ -282,24 +315,47 @@ monitor_ref monitor(pid t) {
   if (!ok) {
     lock lk(self->hooks_lock);
     self->sig->watching.erase(ref.id);
-    detail::post_locked(self, detail::make_envelope<down>(me.serial(), down{ref, t, exit_reason::noproc()}));
+    if (!name.empty()) (void)self->sig->take_monitor_name(ref.id);
+    detail::post_locked(self, detail::make_envelope<down>(me.serial(),
+                                                          down{ref, t, exit_reason::noproc(), std::move(name)}));
   }
   return ref;
 }
+}  // namespace
 
-bool demonitor(const monitor_ref& ref, bool flush) {
+monitor_ref monitor(pid t) { return monitor_as(t, {}); }
+
+monitor_ref monitor(std::string_view name) {
+  detail::process* self = detail::current_or_throw("monitor");
+  if (name.empty()) throw bad_argument("ember::monitor: the name is empty");
+  return monitor_as(self->rt->names().whereis(name).value_or(pid{}), std::string(name));
+}
+monitor_ref monitor(const char* name) { return monitor(std::string_view(name)); }
+
+monitor_ref monitor(const via_name& name) {
+  detail::current_or_throw("monitor");
+  if (!name) throw bad_argument("ember::monitor: the via_name is empty");
+  return monitor_as(name.whereis(), name.to_string());
+}
+
+bool demonitor(const monitor_ref& ref, demonitor_option option) {
   detail::process* self = detail::enter_runtime("demonitor");
+  if (option != demonitor_option::none && option != demonitor_option::flush)
+    throw bad_argument("ember::demonitor: not a demonitor_option");
   bool active = false;
   {
     lock lk(self->hooks_lock);
-    if (self->sig) active = self->sig->watching.erase(ref.id);
+    if (self->sig) {
+      active = self->sig->watching.erase(ref.id);
+      if (active && !self->sig->monitor_names.empty()) (void)self->sig->take_monitor_name(ref.id);
+    }
   }
   if (active) {
     if (detail::process* q = ref.target.block()) {
       lock lk(q->hooks_lock);
       if (detail::alive_locked(q, ref.target.serial()) && q->sig) q->sig->watchers.erase(ref.id);
     }
-  } else if (flush) {
+  } else if (option == demonitor_option::flush) {
     // A `down` for ref, if any, was queued under our lock before we took
     // it, so it is in the mailbox now.
     detail::mailbox& mb = self->mbox;
@@ -373,7 +429,7 @@ std::optional<process_snapshot> process_info(pid t) {
     s.memory += s.message_queue_bytes;
     s.reductions = q->reductions.load(std::memory_order_relaxed);
   }
-  s.initial_call = detail::demangle(entry);
+  s.initial_call = entry ? detail::demangle(*entry) : std::string();
   return s;
 }
 

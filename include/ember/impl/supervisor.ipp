@@ -67,6 +67,10 @@ void validate(const child_spec& c, bool need_id) {
   if (!c.start) throw bad_argument(fmt::format("ember::supervisor: child \"{}\" has no start function", c.id));
   if (c.backoff && (c.backoff->initial.count() <= 0 || c.backoff->max < c.backoff->initial))
     throw bad_argument(fmt::format("ember::supervisor: child \"{}\": the backoff needs 0 < initial <= max", c.id));
+  if (c.backoff && c.backoff->max > max_timer_delay)
+    throw bad_argument(fmt::format("ember::supervisor: child \"{}\": backoff.max = {} ms: at most {} ms (a timer's "
+                                   "longest delay)",
+                                   c.id, c.backoff->max.count(), max_timer_delay.count()));
 }
 
 bool restart_window::add(std::int64_t now) {
@@ -88,10 +92,8 @@ started sup_base::start(child_state& c) {
     s = c.spec.start();
   } catch (ember::detail::exit_exception&) {
     throw;  // the supervisor itself is being stopped
-  } catch (const std::exception& e) {
-    s = started::error(exit_reason::error(e.what()));
   } catch (...) {
-    s = started::error(exit_reason::error("unknown exception (not derived from std::exception)"));
+    s = started::error(ember::detail::reason_of_current_exception());
   }
   ++c.gen;  // a pending restart of it is void now
   c.restarting = false;

@@ -2,6 +2,14 @@
 #pragma once
 
 #include <exception>
+#include <mutex>
+
+#include <spdlog/spdlog.h>
+
+#include "ember/detail/config.hpp"
+#if EMBER_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "ember/detail/runtime_core.hpp"
 #include "ember/receive.hpp"
@@ -14,6 +22,8 @@ namespace detail {
 
 void switch_out(process* p, switch_request req);
 timer_ref arm_receive_timeout(process* self, std::int64_t deadline_ns, std::uint64_t wait_seq);
+
+void throw_nan_timeout() { throw bad_argument("ember::after: timeout = NaN: not a duration"); }
 
 process* current_or_throw(const char* operation) {
   process* p = this_process();
@@ -39,11 +49,10 @@ void spend_slow(process* p) {
     p->budget.store(blocking_budget, std::memory_order_relaxed);
     return;
   }
+  // Yield first when the budget is spent, even with a kill pending: a
+  // process that swallows its kill in a loop is still preempted.
+  if (p->budget.load(std::memory_order_relaxed) <= 0) switch_out(p, switch_request::yield);
   check_kill(p);
-  if (p->budget.load(std::memory_order_relaxed) <= 0) {
-    switch_out(p, switch_request::yield);
-    check_kill(p);
-  }
 }
 
 process* enter_runtime(const char* operation, long n) {
@@ -56,10 +65,44 @@ void spend(long n) {
   if (process* p = this_process()) spend_in(p, n);
 }
 
+namespace {
+/// A wait with no timeout, made while the process unwinds for an exit
+/// signal (a destructor): the runtime can neither throw nor let it wait for
+/// ever, so the process ends here, with its exit reason.  Its remaining
+/// frames are not unwound and its function object is not destroyed (what
+/// they own is lost); its stack is cleaned and reused.
+[[noreturn]] EMBER_NOINLINE void abandon_in_wait(process* self) {
+  try {
+    self->rt->logger().error(
+        "process {} waited with no timeout while unwinding for its exit (reason: {}); it ends here: the rest of "
+        "its stack is not unwound",
+        self->self_pid(), self->reason.to_string());
+  } catch (...) {
+  }
+#if EMBER_ASAN
+  // Frames left on the stack keep their poisoned redzones: clear them for
+  // the next process that takes this stack.
+  __asan_unpoison_memory_region(self->stk.usable_bottom(), self->stk.usable_size());
+#endif
+  self->destroy_fn = nullptr;  // not destroyed: its owner's frame is still live
+  self->invoke = nullptr;
+  {
+    std::lock_guard lk(self->hooks_lock);
+    self->hooks_closed = true;  // the reason is the exit signal's, set with kill_pending
+  }
+  switch_to(self->return_ctx, reinterpret_cast<void*>(switch_request::exit), self->side, this_carrier()->side, true);
+  __builtin_unreachable();
+}
+}  // namespace
+
 void wait_for_message(process* self, std::int64_t deadline_ns, timer_ref& timer) {
   if (EMBER_UNLIKELY(self->in_blocking))
     throw error("ember::receive would wait for a message inside ember::blocking (the process runs off the "
                 "schedulers there); receive before or after the blocking section");
+  if (EMBER_UNLIKELY(exit_unwinding(self))) {
+    if (deadline_ns >= 0) return;  // the caller sees exit_unwinding and times out
+    abandon_in_wait(self);
+  }
   if (deadline_ns >= 0 && !timer.node) {
     std::uint64_t seq = self->wait_seq.load(std::memory_order_relaxed) + 1;
     self->wait_seq.store(seq, std::memory_order_relaxed);
@@ -73,8 +116,12 @@ bool discard_internal(process* self, envelope* prev, envelope* e) {
   // A reply is internal unless it answers the call this process waits in
   // (then that call's wait takes it); any other reply came too late.
   if (e->tag == reply_tag() && e->serial == self->serial.load(std::memory_order_relaxed)) {
+    const std::uint64_t ref = head_of<reply_head>(e).ref;
     const std::uint64_t waiting = self->call_ref.load(std::memory_order_relaxed);
-    if (waiting != 0 && head_of<reply_head>(e).ref == waiting) return false;
+    if (waiting != 0 && ref == waiting) return false;
+    // A reply to an asynchronous request the process still takes stays,
+    // for wait_response / receive_response / check_response.
+    if ((ref & async_request_bit) != 0 && async_request_live(self, e->serial, ref)) return false;
   }
   self->mbox.unlink(prev, e);
   free_envelope(e);

@@ -153,9 +153,17 @@ std::optional<std::chrono::milliseconds> read_timer(const timer_ref& ref) {
   return detail::left_of(deadline, now);
 }
 
+void manual_clock::throw_bad_advance() {
+  throw bad_argument(
+      "ember::manual_clock::advance: the duration must be at least 0, and the clock may not pass 2^62 ns (about 146 "
+      "years)");
+}
+
 void manual_clock::advance(std::chrono::nanoseconds d) {
   detail::runtime_core* rt = rt_.load(std::memory_order_acquire);
   if (!rt) throw error("ember::manual_clock::advance: no runtime uses this clock");
+  // now + d must not overflow (nor pass what receive timeouts assume).
+  if (d.count() > (std::int64_t{1} << 62) - now_.load(std::memory_order_acquire)) throw_bad_advance();
   rt->advance(d.count());
 }
 

@@ -7,7 +7,8 @@
 // and destroys the envelope with free_envelope().
 //
 // Each envelope points at the static envelope_ops of its value's type: how
-// to destroy it, its size (for process_info's accounting), and whether it is
+// to destroy it, its size (for process_info's accounting), its type_info
+// (for reports naming an unexpected message), and whether it is
 // an ordinary message (counted against a mailbox bound, and droppable) or a
 // system message (exit signal, `down`, call reply, stop request: never
 // dropped).  A type is a system message when system_message_v says so.
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <new>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include "ember/mailbox/envelope_pool.hpp"
@@ -41,6 +43,7 @@ struct envelope_ops {
   void (*destroy)(envelope*) noexcept;
   std::uint32_t bytes;  // the whole envelope: header and value
   bool ordinary;        // !system_message_v of the value's type
+  const std::type_info* type;  // the value's type, for reports
 };
 
 struct envelope {
@@ -72,7 +75,7 @@ struct typed_envelope final : envelope {
 
 template <class T>
 inline constexpr envelope_ops envelope_ops_v{&typed_envelope<T>::destroy_fn, std::uint32_t(sizeof(typed_envelope<T>)),
-                                             !system_message_v<T>};
+                                             !system_message_v<T>, &typeid(T)};
 
 template <class T, class... A>
 envelope* make_envelope(std::uint64_t serial, A&&... a) {

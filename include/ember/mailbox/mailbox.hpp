@@ -172,6 +172,9 @@ public:
   }
   /// Oldest saved envelope (after drain_inbox), or nullptr.
   [[nodiscard]] envelope* first() const noexcept { return save_first_; }
+  /// Newest saved envelope, or nullptr: a mark after which a scan need
+  /// only look for messages that arrive later (a call's reply).
+  [[nodiscard]] envelope* last() const noexcept { return save_last_; }
   /// Unlink e, whose predecessor in the save queue is prev (nullptr: e is first).
   void unlink(envelope* prev, envelope* e) noexcept {
     envelope* nx = e->next;

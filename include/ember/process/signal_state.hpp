@@ -127,6 +127,25 @@ struct signal_state {
   std::vector<std::shared_ptr<exit_latch>> waiters;  // threads outside waiting for the exit
   std::string name;                                  // registered name, empty if none
   std::vector<std::unique_ptr<exit_hook>> exit_hooks;  // registries holding keys for it
+  // Asynchronous requests (gen_server::send_request) whose replies this
+  // process still takes — key: the request's reference, who: the server.
+  // A reply to any other asynchronous reference is dropped.
+  pid_table requests;
+  // Names of the monitors in `watching` made by name (monitor(name)): the
+  // `down` carries it.  Usually empty.
+  std::vector<std::pair<std::uint64_t, std::string>> monitor_names;
+
+  /// Take the name of monitor `id` (empty when it was made by pid).
+  std::string take_monitor_name(std::uint64_t id) {
+    for (auto it = monitor_names.begin(); it != monitor_names.end(); ++it) {
+      if (it->first == id) {
+        std::string n = std::move(it->second);
+        monitor_names.erase(it);
+        return n;
+      }
+    }
+    return {};
+  }
 
   /// The hook made by `owner`, or nullptr.
   [[nodiscard]] exit_hook* hook_of(const void* owner) const noexcept {
@@ -138,8 +157,9 @@ struct signal_state {
   [[nodiscard]] std::size_t bytes() const noexcept {
     std::size_t hooks = exit_hooks.capacity() * sizeof(exit_hooks[0]);
     for (const auto& h : exit_hooks) hooks += h->bytes();
-    return sizeof(*this) + links.bytes() + watchers.bytes() + watching.bytes() +
-           waiters.capacity() * sizeof(waiters[0]) + name.capacity() + hooks;
+    return sizeof(*this) + links.bytes() + watchers.bytes() + watching.bytes() + requests.bytes() +
+           waiters.capacity() * sizeof(waiters[0]) + name.capacity() + hooks +
+           monitor_names.capacity() * sizeof(monitor_names[0]);
   }
 };
 

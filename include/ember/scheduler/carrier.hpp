@@ -94,6 +94,14 @@ public:
   void join() {
     if (thread_.joinable()) thread_.join();
   }
+  /// Whether the thread has left its loop (after shutdown): join() will
+  /// not wait.
+  [[nodiscard]] bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+  /// Let the thread go without joining it (runtime::stop's last resort,
+  /// runtime_options::stop_timeout; the runtime's memory is then kept).
+  void detach() {
+    if (thread_.joinable()) thread_.detach();
+  }
 
   // -- owner (the carrier's thread) -------------------------------------------
   /// Lease the worker this thread runs: it may touch the worker's state
@@ -212,6 +220,7 @@ private:
   worker* w_ = nullptr;  // owner: the worker it runs
   unsigned depth_ = 0;   // owner: lease nesting
   parker parker_;        // a spare parks here
+  std::atomic<bool> done_{false};  // set by the thread as it leaves main()
   std::thread thread_;
 };
 

@@ -76,8 +76,10 @@ public:
 
   /// Start one carrier per worker.
   void start(const std::vector<worker*>& workers);
-  /// Wake every parked spare (shutdown), then join every thread.
-  void stop();
+  /// Wake every parked spare (shutdown), then join every thread.  With a
+  /// grace >= 0 (runtime::stop gave up on survivors), a thread that has not
+  /// left its loop within the grace is detached instead.
+  void stop(std::chrono::milliseconds grace);
 
   /// Monitor: take c's worker (c outside a lease: see carrier.hpp) and give
   /// it to a spare.  busy: c is in a lease, or has moved on from the slice

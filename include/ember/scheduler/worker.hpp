@@ -34,6 +34,7 @@
 // its timers and its stack cache; the runtime owns the worker.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <random>

@@ -6,11 +6,16 @@
 //   ember::receive([&](const ember::down& d) { ... d.reason ... });
 //
 // Rules (each one a test in tests/behaviour/monitor_test.cpp):
-//  - a monitor delivers exactly one `down {ref, pid, reason}`;
+//  - a monitor delivers exactly one `down {ref, pid, reason, name}`;
 //  - monitoring a process that is not alive delivers `down` with reason
 //    noproc at once;
-//  - after demonitor(ref) no `down` for ref is delivered; with flush=true a
-//    `down` already in the mailbox is removed too;
+//  - monitor(name) (a registered name or a via_name) watches the process
+//    holding the name now; its `down` carries the name; a name nobody
+//    holds gives `down` with noproc (and a null pid) at once;
+//  - a process may monitor itself: the monitor shows in process_info and
+//    demonitor returns true, but it never delivers a `down`;
+//  - after demonitor(ref) no `down` for ref is delivered; with
+//    demonitor_option::flush a `down` already in the mailbox is removed too;
 //  - spawn_monitor starts and monitors in one step, so the `down` always
 //    carries the child's real exit reason.
 //
@@ -20,6 +25,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "ember/exit_reason.hpp"
@@ -38,20 +45,37 @@ struct monitor_ref {
 /// The message a monitor delivers when the watched process exits.
 struct down {
   monitor_ref ref;
-  ember::pid who;
+  ember::pid who;      // the process (null: a monitored name nobody held)
   exit_reason reason;
+  std::string name;    // the name monitored (monitor(name)); empty for monitor(pid)
 };
 /// `down` is a system message: a mailbox bound never drops it.
 template <>
 inline constexpr bool detail::system_message_v<down> = true;
 
+class via_name;
+
 /// Start watching p.
 monitor_ref monitor(pid p);
+/// Watch the process registered under `name` now (OTP's
+/// monitor(process, RegName)); the `down` says which name.  Nobody holds
+/// the name: `down` with noproc at once.
+monitor_ref monitor(std::string_view name);
+monitor_ref monitor(const char* name);
+/// The same for a via_name (ember::via(registry, key)); the `down`'s name
+/// is the via_name's to_string().  bad_argument for the empty via_name.
+monitor_ref monitor(const via_name& name);
+
+/// demonitor's option (OTP's [flush]).
+enum class demonitor_option : unsigned char {
+  none,
+  flush,  // also remove a `down` for the monitor already in the mailbox
+};
 
 /// Stop watching.  Returns true if the monitor was still active (no `down`
-/// was or will be sent).  With flush, a `down` for ref already delivered is
-/// removed from the caller's mailbox.
-bool demonitor(const monitor_ref& ref, bool flush = false);
+/// was or will be sent).  With demonitor_option::flush, a `down` for ref
+/// already delivered is removed from the caller's mailbox.
+bool demonitor(const monitor_ref& ref, demonitor_option option = demonitor_option::none);
 
 }  // namespace ember
 
