@@ -15,6 +15,7 @@
 #include "ember/impl/runtime_core.ipp"
 #include "ember/impl/signals.ipp"
 #include "ember/impl/stack_pool.ipp"
+#include "ember/impl/start_sync.ipp"
 #include "ember/impl/this_process.ipp"
 #include "ember/impl/timer.ipp"
 #include "ember/impl/worker.ipp"

@@ -62,6 +62,7 @@
 #include <vector>
 
 #include "ember/detail/call.hpp"
+#include "ember/detail/start_sync.hpp"
 #include "ember/errors.hpp"
 #include "ember/heap.hpp"
 #include "ember/names.hpp"
@@ -684,19 +685,22 @@ start_result<S> start_impl(ember::via_name nm, const spawn_options& so, A&&... a
       typename E::boot_data{self->self_pid(), ref, std::move(nm), std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)});
   const ember::pid child = Link ? ember::spawn_link(std::move(e), so) : ember::spawn(std::move(e), so);
   const ember::monitor_ref m = ember::monitor(child);
+  bool down_taken = false;
   auto r = ember::receive(
       ember::when([ref](const start_ack& a) { return a.ref == ref; },
                   [&](start_ack a) { return start_result<S>(a.status, a.status == 2 ? a.existing : child, std::move(a.reason)); }),
       ember::when([m](const ember::down& d) { return d.ref == m; },
-                  [&](ember::down d) { return start_result<S>(1, child, std::move(d.reason)); }));
-  ember::demonitor(m, true);
-  if (!r) {
-    // The server ends normally after a failed start; unlinking spares a
-    // trapping starter the exit_message, unless the exit came first.
-    if constexpr (Link) {
-      ember::unlink(child);
-    }
+                  [&](ember::down d) {
+                    down_taken = true;
+                    return start_result<S>(1, child, std::move(d.reason));
+                  }));
+  if (r) {
+    ember::demonitor(m, true);
+    return r;
   }
+  // The server ends after a failed start: wait for it, and leave no
+  // exit_message of it in a trapping starter's mailbox (as OTP's proc_lib).
+  ember::detail::settle_failed_start(child, m, down_taken, Link);
   return r;
 }
 /// start_impl under a registered name ("": none).

@@ -132,6 +132,35 @@ TEST_CASE("gen_server: init that throws or returns stop makes start return the e
   });
 }
 
+TEST_CASE("gen_server: a failed start_link (init throws, init stops, name taken) leaves no exit_message in a "
+          "trapping starter's mailbox, and the server has exited when it returns",
+          "[gen_server]") {
+  const unsigned workers = GENERATE(1u, 2u, 4u);
+  in_process(workers, [] {
+    ember::process_flag(ember::trap_exit, true);
+    auto holder = gs::start<counter>(gs::name{"taken"});
+    REQUIRE(holder);
+    for (int how : {1, 2, 3}) {
+      if (how == 3) {
+        auto s = gs::start_link<counter>(gs::name{"taken"});
+        REQUIRE(s.already_started());
+        REQUIRE(s.pid() == holder.pid());
+      } else {
+        REQUIRE_FALSE(gs::start_link<failing_init>(how));
+      }
+      // OTP's proc_lib takes the failed child's 'EXIT' out of the starter's
+      // mailbox: nothing of it is left here.
+      auto left = ember::receive([](const ember::exit_message& m) { return m.from; },
+                                 ember::after(0ms, [] { return ember::pid{}; }));
+      REQUIRE(left.is_null());
+    }
+    // The starter's own links still work as before.
+    ember::pid w = ember::spawn_link([] {});
+    REQUIRE(ember::receive([](const ember::exit_message& m) { return m.from; }) == w);
+    gs::stop(holder.server());
+  });
+}
+
 TEST_CASE("gen_server: a second start under a taken name returns already_started with the holder's pid",
           "[gen_server]") {
   in_process(2, [] {

@@ -168,6 +168,21 @@ TEST_CASE("supervisor: a child whose start fails stops the ones started, in reve
   });
 }
 
+TEST_CASE("supervisor: a supervisor whose start fails leaves no exit_message in a trapping starter's mailbox",
+          "[supervisor]") {
+  const unsigned workers = GENERATE(1u, 2u, 4u);
+  in_process(workers, [] {
+    ember::process_flag(ember::trap_exit, true);
+    const ember::pid me = ember::self();
+    auto s = sup::start_link({}, {sup::worker<member>("a", me, "a", false), sup::worker<broken>("db", 1)});
+    REQUIRE_FALSE(s);
+    REQUIRE(events(1) == strs{"start a"});
+    auto left = ember::receive([](const ember::exit_message& m) { return m.from; },
+                               ember::after(0ms, [] { return ember::pid{}; }));
+    REQUIRE(left.is_null());
+  });
+}
+
 TEST_CASE("supervisor: one_for_one restarts only the child that exited", "[supervisor]") {
   in_process(2, [] {
     auto s = sup::start_link({.strategy = sup::one_for_one}, abc(ember::self()));
