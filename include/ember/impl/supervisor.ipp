@@ -259,12 +259,15 @@ static_server::static_server(flags f, std::vector<child_spec> children, std::str
 
 static_server::next static_server::init() {
   ember::process_flag(trap_exit, true);
-  for (std::size_t i = 0; i < children_.size(); ++i) {
+  for (std::size_t i = 0; i < children_.size();) {
     started s = base_.start(children_[i]);
     if (!s.ok()) {
       stop_range(0, i);
       return stop_with(exit_reason::shutdown(failed_to_start_child{children_[i].spec.id, s.error_reason()}));
     }
+    // As OTP: a temporary child that ignored its start is not kept.
+    if (s.ignored() && children_[i].spec.restart == restart_type::temporary) children_.erase(children_.begin() + std::ptrdiff_t(i));
+    else ++i;
   }
   return {};
 }
@@ -351,7 +354,8 @@ child_result static_server::handle_call(start_req r) {
   c.key = next_key_++;
   started s = base_.start(c);
   if (!s.ok()) return child_result(child_error::start_failed, {}, s.error_reason());
-  children_.push_back(std::move(c));
+  // As OTP: a temporary child that ignored its start is not kept.
+  if (!(s.ignored() && c.spec.restart == restart_type::temporary)) children_.push_back(std::move(c));
   return child_result(child_error::none, s.pid());
 }
 
