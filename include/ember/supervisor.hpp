@@ -137,7 +137,7 @@ struct child_spec {
   /// ignore it).
   std::string id;
   /// Runs in the supervisor's process; must start a process linked to it.
-  /// Throwing counts as an error.
+  /// Throwing, or calling ember::exit(r), counts as an error (r).
   std::function<started()> start;
   restart_type restart = restart_type::permanent;
   /// Unset: 5000 ms for a worker, infinity for a supervisor.

@@ -52,3 +52,68 @@ TEST_CASE("supervisor: a temporary child whose start returns ignore is not kept;
     REQUIRE(sup::count_children(s.server()).specs == 3);
   });
 }
+
+TEST_CASE("supervisor: a start function that exits or throws fails that start with its reason; the supervisor "
+          "lives on",
+          "[supervisor]") {
+  in_process(2, [] {
+    ember::process_flag(ember::trap_exit, true);
+    auto exits = [](std::string id) {
+      return sup::child_spec{std::move(id), []() -> sup::started { ember::exit(ember::exit_reason::error("nope")); }};
+    };
+    auto throws = [](std::string id) {
+      return sup::child_spec{std::move(id), []() -> sup::started { throw std::runtime_error("bad config"); }};
+    };
+    // At the supervisor's start: failed_to_start_child with the reason.
+    auto s0 = sup::start_link({}, {exits("x")});
+    REQUIRE_FALSE(s0);
+    const auto* f = s0.error().value<sup::failed_to_start_child>();
+    REQUIRE(f);
+    REQUIRE(f->id == "x");
+    REQUIRE(f->reason == ember::exit_reason::error("nope"));
+
+    // In start_child, static and dynamic.
+    auto s = sup::start_link({}, {});
+    REQUIRE(s);
+    auto r = sup::start_child(s.server(), exits("x"));
+    REQUIRE(r.error() == sup::child_error::start_failed);
+    REQUIRE(r.reason() == ember::exit_reason::error("nope"));
+    REQUIRE(sup::start_child(s.server(), throws("y")).reason().text() == "bad config");
+    REQUIRE(sup::count_children(s.server()).specs == 0);
+    auto d = dyn::start_link();
+    auto dr = dyn::start_child(d.server(), exits(""));
+    REQUIRE(dr.error() == sup::child_error::start_failed);
+    REQUIRE(dr.reason() == ember::exit_reason::error("nope"));
+    REQUIRE(dyn::count_children(d.server()).specs == 0);
+
+    // In a restart: a start function that exits is a failed restart (retried,
+    // counted toward the intensity), not the supervisor's end.
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    const ember::pid me = ember::self();
+    sup::child_spec flaky{"flaky", [calls, me]() -> sup::started {
+                            if (calls->fetch_add(1) == 1) ember::exit(ember::exit_reason::error("not yet"));
+                            return gs::start_link<member>(me, std::string("flaky"));
+                          }};
+    auto s2 = sup::start_link({.intensity = 5}, {flaky});
+    REQUIRE(events(1) == strs{"start flaky"});
+    kill_and_wait(pid_of(s2.server(), "flaky"));
+    REQUIRE(events(1) == strs{"start flaky"});
+    REQUIRE(calls->load() == 3);
+    auto dflaky = flaky;
+    calls->store(0);
+    auto dc = dyn::start_child(d.server(), dflaky);
+    REQUIRE(dc);
+    REQUIRE(events(1) == strs{"start flaky"});
+    kill_and_wait(dc.pid());
+    REQUIRE(events(1) == strs{"start flaky"});
+    REQUIRE(calls->load() == 3);
+
+    // Both supervisors are alive and answer.
+    REQUIRE(sup::which_children(s.server()).empty());
+    REQUIRE(sup::count_children(s2.server()).active == 1);
+    REQUIRE(dyn::count_children(d.server()).active == 1);
+    REQUIRE(ember::receive([](const ember::exit_message& m) { return m.from; },
+                           ember::after(0ms, [] { return ember::pid{}; }))
+                .is_null());
+  });
+}

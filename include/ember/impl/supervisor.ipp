@@ -86,8 +86,12 @@ started sup_base::start(child_state& c) {
   std::optional<started> s;
   try {
     s = c.spec.start();
-  } catch (ember::detail::exit_exception&) {
-    throw;  // the supervisor itself is being stopped
+  } catch (ember::detail::exit_exception& e) {
+    // Killed (the one exit signal a supervisor cannot trap): it goes.
+    if (ember::detail::current_or_throw("supervisor")->kill_pending.load(std::memory_order_acquire)) throw;
+    // The start function called ember::exit(r): as OTP's catch around the
+    // start function, that is the start's error, not the supervisor's end.
+    s = started::error(std::move(e.reason));
   } catch (const std::exception& e) {
     s = started::error(exit_reason::error(e.what()));
   } catch (...) {
