@@ -110,25 +110,39 @@ struct restart_backoff {
 class started {
 public:
   started(ember::pid p) : pid_(p) {}  // NOLINT: a started child
-  /// gen_server::start_link's result: the server, or its error (a taken
-  /// name counts as an error, as OTP's {error, {already_started, Pid}}).
+  /// gen_server::start_link's result: the server, or its error.  A taken
+  /// name is an error that keeps the holder's pid (OTP's {error,
+  /// {already_started, Pid}}): the supervisor passes it on as
+  /// child_error::already_started with that pid.
   template <class S>
   started(const gen_server::start_result<S>& r)  // NOLINT
-      : pid_(r ? r.pid() : ember::pid{}), error_(r ? std::nullopt : std::optional<exit_reason>(r.error())) {}
+      : pid_(r || r.already_started() ? r.pid() : ember::pid{}),
+        error_(r ? std::nullopt : std::optional<exit_reason>(r.error())),
+        already_started_(r.already_started()) {}
   static started ignore() { return started(ember::pid{}); }
   static started error(exit_reason r) {
     started s{ember::pid{}};
     s.error_ = std::move(r);
     return s;
   }
+  /// The child's name is taken by `holder` (an error that keeps the pid).
+  static started already_started(ember::pid holder) {
+    started s{holder};
+    s.error_ = exit_reason::error("already started");
+    s.already_started_ = true;
+    return s;
+  }
   [[nodiscard]] bool ok() const noexcept { return !error_; }
   [[nodiscard]] bool ignored() const noexcept { return !error_ && pid_.is_null(); }
+  /// The child (ok), or the holder of its name (already_started()).
   [[nodiscard]] ember::pid pid() const noexcept { return pid_; }
+  [[nodiscard]] bool already_started() const noexcept { return already_started_; }
   [[nodiscard]] const exit_reason& error_reason() const noexcept { return *error_; }
 
 private:
   ember::pid pid_;
   std::optional<exit_reason> error_;
+  bool already_started_ = false;
 };
 
 /// A child: how to start it, when to restart it, how to stop it.
@@ -186,7 +200,8 @@ enum class child_error {
   not_found,        // no child with that id (or pid)
   running,          // restart_child / delete_child on a running child
   already_present,  // start_child: the id is taken by a child not running
-  already_started,  // start_child: the id is taken by a running child (pid())
+  already_started,  // start_child: the id is taken by a running child, or the
+                    // child's name by another process (pid(): the holder)
   start_failed,     // the start function returned an error (reason())
   max_children,     // dynamic_supervisor: max_children reached
 };
@@ -328,6 +343,8 @@ struct sup_base {
   [[nodiscard]] static child_info info_of(const child_state& c);
 };
 
+/// The child_result of a start that did not succeed.
+child_result failed(const started& s);
 void validate(const flags& f);
 void validate(const child_spec& c, bool need_id);
 

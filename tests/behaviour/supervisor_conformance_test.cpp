@@ -117,3 +117,39 @@ TEST_CASE("supervisor: a start function that exits or throws fails that start wi
                 .is_null());
   });
 }
+
+TEST_CASE("supervisor: a child whose name is taken by another process gives already_started with the holder's "
+          "pid (static and dynamic supervisors)",
+          "[supervisor]") {
+  in_process(2, [] {
+    const ember::pid me = ember::self();
+    auto holder = gs::start<member>(gs::name{"db"}, me, std::string("holder"), false);
+    REQUIRE(holder);
+    REQUIRE(events(1) == strs{"start holder"});
+    auto named = [me] { return sup::worker<member>("db", gs::name{"db"}, me, std::string("db"), false); };
+
+    auto s = sup::start_link({}, {});
+    auto r = sup::start_child(s.server(), named());
+    REQUIRE(r.error() == sup::child_error::already_started);
+    REQUIRE(r.pid() == holder.pid());
+    REQUIRE(r.message() == fmt::format("the child's name is taken by {}", holder.pid()));
+    REQUIRE(sup::count_children(s.server()).specs == 0);  // nothing added
+
+    auto d = dyn::start_link();
+    auto dr = dyn::start_child(d.server(), named());
+    REQUIRE(dr.error() == sup::child_error::already_started);
+    REQUIRE(dr.pid() == holder.pid());
+    REQUIRE(dyn::count_children(d.server()).specs == 0);
+
+    // restart_child of a stopped child whose name is now taken: the same.
+    gs::stop(holder.server());
+    REQUIRE(sup::start_child(s.server(), named()));
+    REQUIRE(events(2) == strs{"stop:normal holder", "start db"});
+    REQUIRE(sup::terminate_child(s.server(), "db"));
+    auto holder2 = gs::start<member>(gs::name{"db"}, me, std::string("holder2"), false);
+    REQUIRE(events(1) == strs{"start holder2"});
+    auto rr = sup::restart_child(s.server(), "db");
+    REQUIRE(rr.error() == sup::child_error::already_started);
+    REQUIRE(rr.pid() == holder2.pid());
+  });
+}

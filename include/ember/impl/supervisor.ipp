@@ -20,7 +20,9 @@ std::string child_result::message() const {
     case child_error::not_found: return "no such child";
     case child_error::running: return fmt::format("the child is running ({})", pid_);
     case child_error::already_present: return "a child with that id exists (not running)";
-    case child_error::already_started: return fmt::format("a child with that id is running ({})", pid_);
+    case child_error::already_started:
+      if (reason_.is_normal()) return fmt::format("a child with that id is running ({})", pid_);
+      return fmt::format("the child's name is taken by {}", pid_);
     case child_error::start_failed: return "the child's start failed: " + reason_.to_string();
     case child_error::max_children: return "the supervisor has max_children children";
   }
@@ -54,6 +56,12 @@ const char* restart_name(restart_type t) {
   return "?";
 }
 }  // namespace
+
+child_result failed(const started& s) {
+  // As OTP: {error, {already_started, Pid}} keeps the holder's pid.
+  if (s.already_started()) return child_result(child_error::already_started, s.pid(), s.error_reason());
+  return child_result(child_error::start_failed, {}, s.error_reason());
+}
 
 void validate(const flags& f) {
   if (f.intensity < 0)
@@ -357,7 +365,7 @@ child_result static_server::handle_call(start_req r) {
   c.spec = std::move(r.spec);
   c.key = next_key_++;
   started s = base_.start(c);
-  if (!s.ok()) return child_result(child_error::start_failed, {}, s.error_reason());
+  if (!s.ok()) return failed(s);
   // As OTP: a temporary child that ignored its start is not kept.
   if (!(s.ignored() && c.spec.restart == restart_type::temporary)) children_.push_back(std::move(c));
   return child_result(child_error::none, s.pid());
@@ -380,7 +388,7 @@ child_result static_server::handle_call(const restart_req& r) {
   child_state& c = children_[i];
   if (!c.pid.is_null()) return child_result(child_error::running, c.pid);
   started s = base_.start(c);
-  if (!s.ok()) return child_result(child_error::start_failed, {}, s.error_reason());
+  if (!s.ok()) return failed(s);
   return child_result(child_error::none, s.pid());
 }
 
@@ -515,7 +523,7 @@ child_result server::handle_call(start_req r) {
   c.spec = std::move(r.spec);
   c.key = next_key_++;
   started s = base_.start(c);
-  if (!s.ok()) return child_result(child_error::start_failed, {}, s.error_reason());
+  if (!s.ok()) return supervisor::detail::failed(s);
   if (s.ignored()) return {};
   running_.emplace(c.pid.serial(), c.key);
   children_.emplace(c.key, std::move(c));
