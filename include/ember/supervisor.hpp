@@ -44,6 +44,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -303,11 +304,25 @@ struct restart_tick {
   std::uint64_t gen;
 };
 
-/// Restarts within the period (OTP's add_restart).
+/// t in nanoseconds, saturated at the largest int64 (a period or
+/// shutdown time of centuries must not wrap around to a negative one).
+constexpr std::int64_t saturated_ns(std::chrono::milliseconds t) noexcept {
+  constexpr std::int64_t cap = std::numeric_limits<std::int64_t>::max() / 1000000;
+  if (t.count() <= 0) return 0;
+  return t.count() >= cap ? std::numeric_limits<std::int64_t>::max() : t.count() * 1000000;
+}
+/// a + b for b >= 0, saturated at the largest int64.
+constexpr std::int64_t saturated_add(std::int64_t a, std::int64_t b) noexcept {
+  return a > std::numeric_limits<std::int64_t>::max() - b ? std::numeric_limits<std::int64_t>::max() : a + b;
+}
+
+/// Restarts within the period (OTP's add_restart).  A restart is in the
+/// window while now - t <= period; the period saturates, so a period of
+/// centuries (milliseconds::max()) still counts every restart.
 class restart_window {
 public:
   restart_window(int intensity, std::chrono::milliseconds period)
-      : intensity_(intensity), period_ns_(period.count() * 1000000) {}
+      : intensity_(intensity), period_ns_(saturated_ns(period)) {}
   /// Record a restart at now; true when that makes too many.
   bool add(std::int64_t now_ns);
 

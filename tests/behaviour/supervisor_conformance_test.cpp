@@ -153,3 +153,48 @@ TEST_CASE("supervisor: a child whose name is taken by another process gives alre
     REQUIRE(rr.pid() == holder2.pid());
   });
 }
+
+TEST_CASE("supervisor: a period so long that the restart window would overflow still applies the intensity "
+          "(static and dynamic)",
+          "[supervisor]") {
+  in_process(2, [] {
+    ember::process_flag(ember::trap_exit, true);
+    const ember::pid me = ember::self();
+    using years = std::chrono::duration<std::int64_t, std::ratio<31556952>>;
+    for (std::chrono::milliseconds period :
+         {std::chrono::milliseconds::max(), std::chrono::duration_cast<std::chrono::milliseconds>(years(1000))}) {
+      auto s = sup::start_link({.intensity = 1, .period = period}, {sup::worker<member>("a", me, "a", false)});
+      REQUIRE(events(1) == strs{"start a"});
+      kill_and_wait(pid_of(s.server(), "a"));  // restart 1: allowed
+      REQUIRE(events(1) == strs{"start a"});
+      kill_and_wait(pid_of(s.server(), "a"));  // restart 2 within the period: too many
+      auto m = ember::receive([](ember::exit_message m) { return m; });
+      REQUIRE(m.from == s.pid());
+      REQUIRE(m.reason == ember::exit_reason::shutdown());
+
+      auto d = dyn::start_link({.intensity = 1, .period = period});
+      auto c = dyn::start_child(d.server(), sup::worker<member>("", me, "d", false));
+      REQUIRE(events(1) == strs{"start d"});
+      kill_and_wait(c.pid());
+      REQUIRE(events(1) == strs{"start d"});
+      kill_and_wait(dyn::which_children(d.server()).at(0).pid);
+      auto dm = ember::receive([](ember::exit_message m) { return m; });
+      REQUIRE(dm.from == d.pid());
+      REQUIRE(dm.reason == ember::exit_reason::shutdown());
+    }
+    // A shutdown time of centuries is a long wait, not a negative one.
+    auto s = sup::start_link({}, {sup::worker<member>("a", me, "a", true)});
+    REQUIRE(events(1) == strs{"start a"});
+    sup::child_spec slow = sup::worker<member>("slow", me, "slow", true);
+    slow.shutdown = sup::shutdown_spec::timeout(std::chrono::milliseconds::max());
+    REQUIRE(sup::start_child(s.server(), slow));
+    REQUIRE(events(1) == strs{"start slow"});
+    REQUIRE(sup::terminate_child(s.server(), "slow"));
+    REQUIRE(events(1) == strs{"stop:shutdown slow"});
+    // A backoff beyond the longest timer is refused up front.
+    sup::child_spec b = sup::worker<member>("b", me, "b");
+    b.backoff = sup::restart_backoff{1ms, ember::max_timer_delay + 1ms};
+    REQUIRE_THROWS_AS(sup::start_child(s.server(), b), ember::bad_argument);
+    gs::stop(s.server());
+  });
+}

@@ -75,12 +75,16 @@ void validate(const child_spec& c, bool need_id) {
   if (!c.start) throw bad_argument(fmt::format("ember::supervisor: child \"{}\" has no start function", c.id));
   if (c.backoff && (c.backoff->initial.count() <= 0 || c.backoff->max < c.backoff->initial))
     throw bad_argument(fmt::format("ember::supervisor: child \"{}\": the backoff needs 0 < initial <= max", c.id));
+  if (c.backoff && c.backoff->max > ember::max_timer_delay)
+    throw bad_argument(fmt::format("ember::supervisor: child \"{}\": the backoff's max ({} ms) is over max_timer_delay ({} ms)",
+                                   c.id, c.backoff->max.count(), ember::max_timer_delay.count()));
 }
 
 bool restart_window::add(std::int64_t now) {
   times_.push_back(now);
   // As OTP: a restart exactly `period` ago still counts.
-  std::erase_if(times_, [&](std::int64_t t) { return t < now - period_ns_; });
+  // now - t > period, written so that neither side can overflow.
+  std::erase_if(times_, [&](std::int64_t t) { return now - t > period_ns_; });
   return std::int64_t(times_.size()) > intensity_;
 }
 
@@ -162,7 +166,7 @@ void sup_base::stop_children(const std::vector<child_state*>& cs) {
     } else {
       ember::exit(p.pid, exit_reason::shutdown());
       if (!how.is_infinity()) {
-        p.deadline = now + how.time().count() * 1000000;
+        p.deadline = saturated_add(now, saturated_ns(how.time()));
         deadlines.emplace_back(p.deadline, i);
       }
     }
@@ -217,7 +221,7 @@ bool sup_base::exited(child_state& c, const exit_reason& r) {
   c.pid = {};
   const restart_type t = c.spec.restart;
   const bool again = t == restart_type::permanent || (t == restart_type::transient && !clean(r));
-  if (c.spec.backoff && rt().now_ns() - c.started_ns >= c.spec.backoff->max.count() * 1000000)
+  if (c.spec.backoff && rt().now_ns() - c.started_ns >= saturated_ns(c.spec.backoff->max))
     c.next_delay_ms = -1;  // it ran long enough: start over from `initial`
   if (t == restart_type::permanent || !clean(r)) {
     report(spdlog::level::err, "supervisor {}: child {} ({}, {}) exited with reason {}; action: {}", label(),
