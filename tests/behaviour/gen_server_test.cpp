@@ -176,6 +176,47 @@ TEST_CASE("gen_server: a second start under a taken name returns already_started
   });
 }
 
+TEST_CASE("gen_server: a call that reaches a reused control block after its server exited is answered "
+          "noproc, not left to time out",
+          "[gen_server]") {
+  // The race: a caller checks the server's pid, the server exits and its
+  // block is reused by a new process, then the caller's push lands in the
+  // new process's mailbox.  The new process must answer it (call_noproc),
+  // as the old one's exit would have.  Staged by hand on one worker: a
+  // block freed there is the next one its spawn takes.
+  in_process(1, [] {
+    ember::pid old = ember::spawn([] {});
+    auto m = ember::monitor(old);
+    ember::receive(ember::when([m](const ember::down& d) { return d.ref == m; }, [](ember::down) {}));
+    auto s = gs::start<counter>();
+    REQUIRE(s);
+    REQUIRE(s.pid().block() == old.block());  // the same control block, a new incarnation
+    REQUIRE(s.pid().serial() != old.serial());
+
+    namespace ed = ember::detail;
+    ed::process* self = ed::this_process();
+    const std::uint64_t ref = ++self->call_seq;
+    self->call_ref.store(ref);
+    using body = gs::detail::request_body<get>;
+    ed::envelope* e = ed::make_request<body>(
+        old.serial(),
+        ed::request_head{ed::request_kind::call, ed::type_tag<counter>(), &gs::detail::dispatch_call<counter, get>,
+                         "get", ember::self(), ref, ed::type_tag<long>()},
+        get{});
+    e->serial = old.serial();  // addressed to the incarnation that exited
+    REQUIRE(ed::deliver(s.pid().block(), e) == ed::delivery::sent);
+    ed::envelope* r = gs::detail::await_reply(self, ref, 5'000'000'000);
+    self->call_ref.store(0);
+    REQUIRE(r != nullptr);
+    ed::envelope_guard g{r};
+    const auto& h = ed::head_of<ed::reply_head>(r);
+    REQUIRE(h.status == ed::reply_status::exited);
+    REQUIRE(h.reason.what() == ember::exit_reason::kind::noproc);
+    REQUIRE(gs::call(s.server(), get{}) == 0);  // the new server is unaffected
+    gs::stop(s.server());
+  });
+}
+
 TEST_CASE("gen_server: call failures: timeout (late reply dropped), no process, server exits first, calling "
           "yourself, server of another type",
           "[gen_server]") {
