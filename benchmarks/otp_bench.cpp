@@ -6,7 +6,7 @@
 //
 //   CORES=N ember_otp_bench sup_scale   [N = 100000]
 //           ember_otp_bench dyn_scale   [N = 100000]
-//           ember_otp_bench sup_storm   [RATE = 7000 [SECONDS = 3 [SUBS = 10 [KIDS = 100]]]]
+//           ember_otp_bench sup_storm   [RATE = 7000 [SECONDS = 3 [SUBS = 10 [KIDS = 100 [CALLERS = 8]]]]]
 //           ember_otp_bench stop_linked [N = 800000 [LINKED = 1]]
 //           ember_otp_bench registry_lookup [KEYS = 10000 [LOOKUPS = 2000000 [DUP = 8]]]
 //
@@ -18,8 +18,8 @@
 //   terminate_child each by pid, start N again, stop).
 // sup_storm: a root supervisor over SUBS one_for_one supervisors of KIDS
 //   gen_server children each; a killer kills RATE children per second
-//   (spread over the sub-supervisors) for SECONDS, while a caller keeps
-//   asking random children (found by which_children) for their count.
+//   (spread over the sub-supervisors) for SECONDS, while CALLERS processes
+//   keep asking random children (found by which_children) for a count.
 //   Reports restarts achieved per second, how long after the storm the
 //   last restart was done (lag_ms), and the share of calls that found a
 //   dead child (noproc), whose pid which_children had just given.
@@ -195,7 +195,7 @@ struct storm_done {};
 struct never {};
 
 void sup_storm() {
-  const std::int64_t rate = arg(0, 7000), secs = arg(1, 3), subs = arg(2, 10), kids = arg(3, 100);
+  const std::int64_t rate = arg(0, 7000), secs = arg(1, 3), subs = arg(2, 10), kids = arg(3, 100), callers = arg(4, 8);
   bool ok = true;
   std::int64_t kills = 0, calls = 0, noproc = 0;
   double storm_ns = 0, lag_ns = 0;
@@ -217,8 +217,8 @@ void sup_storm() {
         // The caller: which_children of a random sub-supervisor, then a call
         // to a random child it lists as running.
         std::atomic<std::int64_t> n_calls{0}, n_noproc{0};
-        pid caller = ember::spawn([&, driver] {
-          std::mt19937_64 rng(7);
+        for (std::int64_t ci = 0; ci < callers; ++ci) ember::spawn([&, driver, ci] {
+          std::mt19937_64 rng(std::uint64_t(7 + ci));
           while (storming.load(std::memory_order_relaxed)) {
             const auto& s = subrefs[rng() % subrefs.size()];
             auto list = sup::which_children(s);
@@ -235,7 +235,6 @@ void sup_storm() {
           }
           ember::send(driver, storm_done{});
         });
-        (void)caller;
         // The killer, paced by the millisecond.
         std::mt19937_64 rng(11);
         auto t0 = clk::now();
@@ -257,7 +256,7 @@ void sup_storm() {
         }
         auto t1 = clk::now();
         storming.store(false);
-        ember::receive<storm_done>();
+        for (std::int64_t ci = 0; ci < callers; ++ci) ember::receive<storm_done>();
         // Wait until every child runs again (listed running, and alive).
         auto settled = [&] {
           for (const auto& s : subrefs)
@@ -276,7 +275,7 @@ void sup_storm() {
         gs::stop(root.server(), ember::exit_reason::shutdown());
       },
       quiet_options());
-  emit(kv("rate", rate) + kv("subs", subs) + kv("kids", kids), storm_ns,
+  emit(kv("rate", rate) + kv("subs", subs) + kv("kids", kids) + kv("callers", callers), storm_ns,
        kv("restarts", kills) + kv("restarts_per_s", double(kills) / (storm_ns / 1e9)) + kv("lag_ms", lag_ns / 1e6) +
            kv("calls", calls) + kv("noproc_pct", calls ? 100.0 * double(noproc) / double(calls) : 0.0),
        ok);

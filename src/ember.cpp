@@ -11,6 +11,7 @@
 #include "ember/impl/application.ipp"
 #include "ember/impl/registry.ipp"
 #include "ember/impl/supervisor.ipp"
+#include "ember/impl/dynamic_supervisor.ipp"
 #include "ember/impl/park.ipp"
 #include "ember/impl/runtime_core.ipp"
 #include "ember/impl/signals.ipp"

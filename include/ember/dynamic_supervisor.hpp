@@ -93,45 +93,4 @@ child_result terminate_child(const ref& sup, ember::pid p);
 std::vector<child_info> which_children(const ref& sup);
 child_counts count_children(const ref& sup);
 
-namespace detail {
-
-using supervisor::detail::child_state;
-using supervisor::detail::restart_tick;
-
-class server : public gen_server::behaviour<server> {
-public:
-  struct start_req {
-    child_spec spec;
-  };
-  struct terminate_req {
-    ember::pid child;
-  };
-  struct which_req {};
-  struct count_req {};
-  using info = gen_server::types<exit_message, restart_tick>;
-
-  server(flags f, std::string name);
-  next init();
-  child_result handle_call(start_req r);
-  child_result handle_call(const terminate_req& r);
-  std::vector<child_info> handle_call(const which_req&);
-  child_counts handle_call(const count_req&);
-  next handle_info(const exit_message& m);
-  next handle_info(const restart_tick& t);
-  void terminate(const exit_reason& r);
-
-private:
-  /// Start child `key` again: it runs, is removed (ignore), or waits for a
-  /// retry (its start failed).
-  void restart(std::uint64_t key);
-
-  flags flags_;
-  supervisor::detail::sup_base base_;
-  std::map<std::uint64_t, child_state> children_;         // by key: start order
-  std::unordered_map<std::uint64_t, std::uint64_t> running_;  // pid serial -> key
-  std::uint64_t next_key_ = 1;
-};
-
-}  // namespace detail
-
 }  // namespace ember::dynamic_supervisor

@@ -30,6 +30,14 @@
 //    of them when the supervisor's parent stops it.
 //  - Beyond OTP: a child may have a restart_backoff: its restarts wait a
 //    delay that doubles per consecutive restart up to a cap.
+//  - Exit signals are handled before calls queued ahead of them (decision
+//    0011): which_children never reports a child running after its `down`
+//    has been seen.  Finding a child by id or pid is O(1); stopping n
+//    children with m calls queued is O(n + m).
+//  - A start function must return a process linked to the supervisor:
+//    the supervisor's own pid, another child's, or an unlinked process
+//    fail the start.  A child waiting to be restarted answers `restarting`
+//    to restart_child and delete_child.
 //  - Reports through the runtime's logger: a child that exits abnormally
 //    (id, pid, reason, action), a start that failed, a child that did not
 //    stop with `shutdown`, the restart intensity reached (errors), and each
@@ -205,6 +213,7 @@ enum class child_error {
                     // child's name by another process (pid(): the holder)
   start_failed,     // the start function returned an error (reason())
   max_children,     // dynamic_supervisor: max_children reached
+  restarting,       // restart_child / delete_child on a child waiting to be restarted
 };
 
 /// The outcome of start_child, terminate_child, restart_child, delete_child.
@@ -284,136 +293,6 @@ child_spec worker(std::string id, A&&... args) {
 
 /// A supervisor child (type supervisor, shutdown infinity).
 child_spec supervisor_child(std::string id, flags f, std::vector<child_spec> children);
-
-namespace detail {
-
-/// A child as a supervisor keeps it.
-struct child_state {
-  child_spec spec;
-  std::uint64_t key = 0;      // names it in a restart_tick (its place in a list may change)
-  ember::pid pid;
-  bool restarting = false;    // a restart is scheduled (backoff or retry)
-  std::uint64_t gen = 0;      // tells a stale restart_tick from the current one
-  std::int64_t started_ns = 0;
-  std::int64_t next_delay_ms = -1;  // backoff: the next delay; -1: initial
-};
-
-/// A scheduled restart (backoff delay, or a retry after a failed start).
-struct restart_tick {
-  std::uint64_t key;  // child_state::key
-  std::uint64_t gen;
-};
-
-/// t in nanoseconds, saturated at the largest int64 (a period or
-/// shutdown time of centuries must not wrap around to a negative one).
-constexpr std::int64_t saturated_ns(std::chrono::milliseconds t) noexcept {
-  constexpr std::int64_t cap = std::numeric_limits<std::int64_t>::max() / 1000000;
-  if (t.count() <= 0) return 0;
-  return t.count() >= cap ? std::numeric_limits<std::int64_t>::max() : t.count() * 1000000;
-}
-/// a + b for b >= 0, saturated at the largest int64.
-constexpr std::int64_t saturated_add(std::int64_t a, std::int64_t b) noexcept {
-  return a > std::numeric_limits<std::int64_t>::max() - b ? std::numeric_limits<std::int64_t>::max() : a + b;
-}
-
-/// Restarts within the period (OTP's add_restart).  A restart is in the
-/// window while now - t <= period; the period saturates, so a period of
-/// centuries (milliseconds::max()) still counts every restart.
-class restart_window {
-public:
-  restart_window(int intensity, std::chrono::milliseconds period)
-      : intensity_(intensity), period_ns_(saturated_ns(period)) {}
-  /// Record a restart at now; true when that makes too many.
-  bool add(std::int64_t now_ns);
-
-private:
-  int intensity_;
-  std::int64_t period_ns_;
-  std::vector<std::int64_t> times_;
-};
-
-/// What the supervisors share: reports, starting and stopping children,
-/// restart decisions, backoff.
-struct sup_base {
-  std::string name;  // for reports; the pid when empty
-  restart_window window;
-
-  sup_base(std::string n, int intensity, std::chrono::milliseconds period)
-      : name(std::move(n)), window(intensity, period) {}
-  [[nodiscard]] std::string label() const;
-  /// Run c's start function; on success c.pid is set.  Reports.
-  started start(child_state& c);
-  /// Stop the children (unlink, `shutdown` or kill, wait, kill after the
-  /// shutdown time), all at once; reports those that did not stop with
-  /// `shutdown`.  Their pids are cleared.
-  void stop_children(const std::vector<child_state*>& cs);
-  void stop_child(child_state& c) { stop_children({&c}); }
-  /// After c exited with r: report it; true when it is to be restarted.
-  bool exited(child_state& c, const exit_reason& r);
-  /// Schedule a restart of c: after its backoff delay, if it has one, else
-  /// at once (a retry after a failed start).
-  void schedule(child_state& c);
-  /// The restart is due: false when the intensity is exceeded (reported).
-  bool may_restart();
-  [[nodiscard]] static child_info info_of(const child_state& c);
-};
-
-/// The child_result of a start that did not succeed.
-child_result failed(const started& s);
-void validate(const flags& f);
-void validate(const child_spec& c, bool need_id);
-
-class static_server : public gen_server::behaviour<static_server> {
-public:
-  struct which_req {};
-  struct count_req {};
-  struct start_req {
-    child_spec spec;
-  };
-  struct terminate_req {
-    std::string id;
-  };
-  struct restart_req {
-    std::string id;
-  };
-  struct delete_req {
-    std::string id;
-  };
-  using info = gen_server::types<exit_message, restart_tick>;
-
-  static_server(flags f, std::vector<child_spec> children, std::string name);
-  next init();
-  std::vector<child_info> handle_call(const which_req&);
-  child_counts handle_call(const count_req&);
-  child_result handle_call(start_req r);
-  child_result handle_call(const terminate_req& r);
-  child_result handle_call(const restart_req& r);
-  child_result handle_call(const delete_req& r);
-  next handle_info(const exit_message& m);
-  next handle_info(const restart_tick& t);
-  void terminate(const exit_reason& r);
-
-private:
-  /// Restart child i by the strategy; a start that fails is retried.
-  void restart(std::size_t i);
-  /// Start the children from i on that are not running, in order, until
-  /// one fails (its retry is scheduled).
-  void start_from(std::size_t i);
-  /// Stop the running children in [from, to) in reverse order.
-  void stop_range(std::size_t from, std::size_t to);
-  /// Remove the temporary children that are not running.
-  void drop_stopped_temporaries();
-  [[nodiscard]] std::size_t index_of(std::string_view id) const;
-  [[nodiscard]] std::size_t index_of_key(std::uint64_t key) const;
-  [[nodiscard]] std::size_t index_of_pid(const ember::pid& p) const;
-
-  flags flags_;
-  sup_base base_;
-  std::vector<child_state> children_;
-  std::uint64_t next_key_ = 1;
-};
-
-}  // namespace detail
 
 }  // namespace ember::supervisor
 

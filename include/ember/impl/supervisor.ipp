@@ -1,6 +1,19 @@
-// ember/impl/supervisor.ipp — the supervisors' shared machinery (starting,
-// stopping and restarting children, the restart window, reports) and the
-// static supervisor's server (compiled once, in src/ember.cpp).
+// ember/impl/supervisor.ipp — the supervisors' shared machinery (the child
+// table, starting, stopping and restarting children, the restart window,
+// reports) and the static supervisor's server (compiled once, in
+// src/ember.cpp).  The dynamic supervisor's server is in
+// dynamic_supervisor.ipp.
+//
+// Stopping children (sup_base::stop_children), in order:
+//  1. monitor each child, then unlink it: from here on its exit comes as a
+//     `down` only;
+//  2. sweep the mailbox into the lanes: an exit_message a child sent before
+//     the unlink is found there (its reason, for the report);
+//  3. send each `shutdown` (or kill, for brutal_kill) and note deadlines;
+//  4. until every child's `down` is in: sweep new messages (each `down` of
+//     ours is taken, anything else goes to the lanes for later), wait for
+//     the next message or deadline, kill those whose time has passed;
+//  5. report those that did not stop with `shutdown`.
 #pragma once
 
 #include <algorithm>
@@ -9,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ember/detail/runtime_core.hpp"
+#include "ember/detail/supervisor_core.hpp"
 #include "ember/dynamic_supervisor.hpp"
 #include "ember/supervisor.hpp"
 
@@ -25,6 +39,7 @@ std::string child_result::message() const {
       return fmt::format("the child's name is taken by {}", pid_);
     case child_error::start_failed: return "the child's start failed: " + reason_.to_string();
     case child_error::max_children: return "the supervisor has max_children children";
+    case child_error::restarting: return "the child is waiting to be restarted";
   }
   return {};
 }
@@ -80,10 +95,56 @@ void validate(const child_spec& c, bool need_id) {
                                    c.id, c.backoff->max.count(), ember::max_timer_delay.count()));
 }
 
+// ---- the child table --------------------------------------------------------
+
+child_table::iterator child_table::add(child_spec spec, std::uint64_t key) {
+  child_state c;
+  c.spec = std::move(spec);
+  c.key = key;
+  items_.push_back(std::move(c));
+  auto it = std::prev(items_.end());
+  by_key_.emplace(key, it);
+  if (ids_) by_id_.emplace(it->spec.id, it);
+  return it;
+}
+
+void child_table::erase(iterator it) {
+  index_pid(*it, {});
+  by_key_.erase(it->key);
+  if (ids_) by_id_.erase(it->spec.id);
+  items_.erase(it);
+}
+
+child_table::iterator child_table::find(std::string_view id) {
+  auto f = by_id_.find(id);
+  return f == by_id_.end() ? items_.end() : f->second;
+}
+
+child_table::iterator child_table::find_key(std::uint64_t key) {
+  auto f = by_key_.find(key);
+  return f == by_key_.end() ? items_.end() : f->second;
+}
+
+child_table::iterator child_table::find_pid(const ember::pid& p) {
+  if (p.is_null()) return items_.end();
+  auto f = by_pid_.find(p.serial());
+  return f == by_pid_.end() || f->second->indexed != p ? items_.end() : f->second;
+}
+
+void child_table::index_pid(child_state& c, const ember::pid& p) {
+  if (!c.indexed.is_null()) by_pid_.erase(c.indexed.serial());
+  c.indexed = p;
+  if (p.is_null()) return;
+  auto it = find_key(c.key);
+  by_pid_[p.serial()] = it;
+}
+
+// ---- shared machinery -------------------------------------------------------
+
 bool restart_window::add(std::int64_t now) {
   times_.push_back(now);
-  // As OTP: a restart exactly `period` ago still counts.
-  // now - t > period, written so that neither side can overflow.
+  // As OTP: a restart exactly `period` ago still counts.  now - t > period,
+  // written so that neither side can overflow.
   std::erase_if(times_, [&](std::int64_t t) { return now - t > period_ns_; });
   return std::int64_t(times_.size()) > intensity_;
 }
@@ -92,6 +153,31 @@ std::string sup_base::label() const {
   std::string s = fmt::format("{}", ember::self());
   if (!name.empty()) s += " (" + name + ")";
   return s;
+}
+
+ember::detail::envelope* sup_base::take_message(ember::detail::process* self) {
+  lanes.sweep(self);
+  return lanes.take(self);
+}
+
+std::string sup_base::refuse_pid(const child_state& c, const ember::pid& p) {
+  ember::detail::process* self = ember::detail::current_or_throw("supervisor");
+  if (p == self->self_pid()) return "the start function returned the supervisor's own pid";
+  if (auto other = children.find_pid(p); other != children.end() && &*other != &c)
+    return fmt::format("the start function returned {}, which is child {}", p, other->spec.id);
+  bool linked = false;
+  {
+    std::lock_guard<ember::detail::spin_lock> lk(self->hooks_lock);
+    linked = self->sig && self->sig->links.contains(p.serial());
+  }
+  if (linked) return {};
+  // Linked and already gone: its exit signal is in the mailbox (it was
+  // queued when the link was taken down, under the same lock).
+  lanes.sweep(self);
+  if (lanes.exit_from(p.serial())) return {};
+  return fmt::format("the start function returned {}, a process not linked to the supervisor (its exit would go "
+                     "unnoticed)",
+                     p);
 }
 
 started sup_base::start(child_state& c) {
@@ -111,12 +197,16 @@ started sup_base::start(child_state& c) {
   }
   ++c.gen;  // a pending restart of it is void now
   c.restarting = false;
+  if (s->ok() && !s->ignored()) {
+    if (std::string why = refuse_pid(c, s->pid()); !why.empty()) s = started::error(exit_reason::error(std::move(why)));
+  }
   if (!s->ok()) {
     report(spdlog::level::err, "supervisor {}: child {} failed to start: {}", label(), c.spec.id,
            s->error_reason().to_string());
     return *s;
   }
   c.pid = s->pid();
+  children.index_pid(c, c.pid);
   c.started_ns = rt().now_ns();
   if (s->ignored()) report(spdlog::level::debug, "supervisor {}: child {} ignored its start", label(), c.spec.id);
   else report(spdlog::level::debug, "supervisor {}: started child {} ({})", label(), c.spec.id, c.pid);
@@ -124,10 +214,10 @@ started sup_base::start(child_state& c) {
 }
 
 void sup_base::stop_children(const std::vector<child_state*>& cs) {
+  ember::detail::process* self = ember::detail::current_or_throw("supervisor");
   struct pending {
     child_state* c;
     ember::pid pid;
-    monitor_ref mon;
     std::int64_t deadline;  // -1: none (brutal_kill, infinity)
     bool killed = false;
     bool done = false;
@@ -135,30 +225,25 @@ void sup_base::stop_children(const std::vector<child_state*>& cs) {
     exit_reason reason;
   };
   std::vector<pending> ps;
-  std::unordered_map<std::uint64_t, std::size_t> by_mon, by_serial;
+  ps.reserve(cs.size());
+  std::unordered_map<std::uint64_t, std::size_t> by_mon;  // monitor id -> index in ps
   for (child_state* c : cs) {
     if (c->pid.is_null()) continue;
-    // Watch first, then unlink: from here on its exit comes as a `down`
-    // only (an exit_message already queued is taken below).
+    // 1. Watch first, then unlink: from here on its exit comes as a `down`.
     monitor_ref m = ember::monitor(c->pid);
     ember::unlink(c->pid);
     by_mon.emplace(m.id, ps.size());
-    by_serial.emplace(c->pid.serial(), ps.size());
-    ps.push_back(pending{c, c->pid, m, -1, false, false, std::nullopt, {}});
+    ps.push_back(pending{c, c->pid, -1, false, false, std::nullopt, {}});
   }
   if (ps.empty()) return;
-  while (ember::receive(
-      ember::when([&](const exit_message& e) { return by_serial.count(e.from.serial()) != 0; },
-                  [&](exit_message e) {
-                    ps[by_serial[e.from.serial()]].early = std::move(e.reason);
-                    return true;
-                  }),
-      ember::after(std::chrono::nanoseconds(0), [] { return false; }))) {
-  }
+  // 2. An exit that came before the unlink is in the lanes now.
+  lanes.sweep(self);
   const std::int64_t now = rt().now_ns();
   std::vector<std::pair<std::int64_t, std::size_t>> deadlines;
   for (std::size_t i = 0; i < ps.size(); ++i) {
     pending& p = ps[i];
+    if (const exit_message* e = lanes.exit_from(p.pid.serial())) p.early = e->reason;
+    // 3. Ask it to stop.
     const shutdown_spec how = p.c->spec.shutdown_or_default();
     if (how.is_brutal_kill()) {
       ember::exit(p.pid, exit_reason::kill());
@@ -172,35 +257,49 @@ void sup_base::stop_children(const std::vector<child_state*>& cs) {
     }
   }
   std::sort(deadlines.begin(), deadlines.end());
+  // 4. Wait for every `down`.
   std::size_t left = ps.size(), next_deadline = 0;
-  while (left > 0) {
+  auto ours = [&](ember::detail::envelope* e) {
+    if (e->tag != ember::detail::type_tag<down>()) return false;
+    down& d = ember::detail::payload<down>(e);
+    auto it = by_mon.find(d.ref.id);
+    if (it == by_mon.end()) return false;
+    pending& p = ps[it->second];
+    p.done = true;
+    p.reason = std::move(d.reason);
+    --left;
+    return true;
+  };
+  ember::detail::receive_timer timer;
+  std::int64_t armed_for = -1;
+  for (;;) {
+    lanes.sweep(self, ours);
+    if (left == 0) break;
     while (next_deadline < deadlines.size() && ps[deadlines[next_deadline].second].done) ++next_deadline;
-    const std::int64_t wait_ns =
-        next_deadline < deadlines.size() ? std::max<std::int64_t>(0, deadlines[next_deadline].first - rt().now_ns()) : -1;
-    auto take = [&](down d) {
-      pending& p = ps[by_mon[d.ref.id]];
-      p.done = true;
-      p.reason = std::move(d.reason);
-      --left;
-    };
-    auto is_ours = [&](const down& d) { return by_mon.count(d.ref.id) != 0; };
-    if (wait_ns < 0) {
-      ember::receive(ember::when(is_ours, take));
+    std::int64_t deadline = next_deadline < deadlines.size() ? deadlines[next_deadline].first : -1;
+    if (deadline >= 0 && rt().now_ns() >= deadline) {
+      // Out of time: kill every child whose shutdown time has passed.
+      const std::int64_t t = rt().now_ns();
+      for (; next_deadline < deadlines.size() && deadlines[next_deadline].first <= t; ++next_deadline) {
+        pending& p = ps[deadlines[next_deadline].second];
+        if (p.done) continue;
+        ember::exit(p.pid, exit_reason::kill());
+        p.killed = true;
+      }
       continue;
     }
-    ember::receive(ember::when(is_ours, take), ember::after(std::chrono::nanoseconds(wait_ns), [&] {
-                     // Out of time: kill every child whose shutdown time has passed.
-                     const std::int64_t t = rt().now_ns();
-                     for (; next_deadline < deadlines.size() && deadlines[next_deadline].first <= t; ++next_deadline) {
-                       pending& p = ps[deadlines[next_deadline].second];
-                       if (p.done) continue;
-                       ember::exit(p.pid, exit_reason::kill());
-                       p.killed = true;
-                     }
-                   }));
+    // A new deadline needs a new timer (the old one is for another time).
+    if (timer.ref.node && armed_for != deadline) {
+      ember::detail::disarm(timer.ref);
+      timer.ref = {};
+    }
+    armed_for = deadline;
+    ember::detail::wait_for_message(self, deadline, timer.ref);
   }
+  // 5. Reports.
   for (pending& p : ps) {
     p.c->pid = {};
+    children.index_pid(*p.c, {});
     if (p.reason.what() == exit_reason::kind::noproc && p.early) p.reason = *p.early;
     const shutdown_spec how = p.c->spec.shutdown_or_default();
     if (how.is_brutal_kill() ? p.reason.what() == exit_reason::kind::killed
@@ -263,96 +362,79 @@ child_info sup_base::info_of(const child_state& c) {
 // ---- the static supervisor --------------------------------------------------
 
 static_server::static_server(flags f, std::vector<child_spec> children, std::string name)
-    : flags_(f), base_(std::move(name), f.intensity, f.period) {
-  children_.reserve(children.size());
-  for (child_spec& s : children) {
-    child_state c;
-    c.spec = std::move(s);
-    c.key = next_key_++;
-    children_.push_back(std::move(c));
-  }
-}
+    : flags_(f), base_(std::move(name), f.intensity, f.period, true), initial_(std::move(children)) {}
 
 static_server::next static_server::init() {
   ember::process_flag(trap_exit, true);
-  for (std::size_t i = 0; i < children_.size();) {
-    started s = base_.start(children_[i]);
+  for (child_spec& spec : initial_) {
+    iterator it = base_.children.add(std::move(spec), next_key_++);
+    started s = base_.start(*it);
     if (!s.ok()) {
-      stop_range(0, i);
-      return stop_with(exit_reason::shutdown(failed_to_start_child{children_[i].spec.id, s.error_reason()}));
+      std::string id = it->spec.id;
+      base_.children.erase(it);
+      stop_from(base_.children.begin());
+      return stop_with(exit_reason::shutdown(failed_to_start_child{std::move(id), s.error_reason()}));
     }
     // As OTP: a temporary child that ignored its start is not kept.
-    if (s.ignored() && children_[i].spec.restart == restart_type::temporary) children_.erase(children_.begin() + std::ptrdiff_t(i));
-    else ++i;
+    if (s.ignored() && it->spec.restart == restart_type::temporary) base_.children.erase(it);
   }
+  initial_.clear();
   return {};
 }
 
-std::size_t static_server::index_of(std::string_view id) const {
-  for (std::size_t i = 0; i < children_.size(); ++i)
-    if (children_[i].spec.id == id) return i;
-  return children_.size();
-}
-std::size_t static_server::index_of_key(std::uint64_t key) const {
-  for (std::size_t i = 0; i < children_.size(); ++i)
-    if (children_[i].key == key) return i;
-  return children_.size();
-}
-std::size_t static_server::index_of_pid(const ember::pid& p) const {
-  for (std::size_t i = 0; i < children_.size(); ++i)
-    if (children_[i].pid == p) return i;
-  return children_.size();
+void static_server::stop_from(iterator from) {
+  // In reverse order, one at a time (a static supervisor's order matters).
+  std::vector<iterator> stopped;
+  for (auto it = base_.children.end(); it != from;) {
+    --it;
+    if (it->pid.is_null()) continue;
+    base_.stop_child(*it);
+    stopped.push_back(it);
+  }
+  for (iterator it : stopped)
+    if (it->spec.restart == restart_type::temporary && !it->restarting) base_.children.erase(it);
 }
 
-void static_server::stop_range(std::size_t from, std::size_t to) {
-  for (std::size_t i = to; i-- > from;) base_.stop_child(children_[i]);
+void static_server::settle_stopped(iterator it) {
+  if (it->spec.restart == restart_type::temporary) base_.children.erase(it);
+  else base_.children.index_pid(*it, {});
 }
 
-void static_server::drop_stopped_temporaries() {
-  std::erase_if(children_, [](const child_state& c) {
-    return c.spec.restart == restart_type::temporary && c.pid.is_null() && !c.restarting;
-  });
-}
-
-void static_server::start_from(std::size_t i) {
-  for (; i < children_.size(); ++i) {
-    child_state& c = children_[i];
-    if (!c.pid.is_null()) continue;
-    if (!base_.start(c).ok()) {
-      base_.schedule(c);
+void static_server::start_from(iterator it) {
+  for (; it != base_.children.end(); ++it) {
+    if (!it->pid.is_null()) continue;
+    if (!base_.start(*it).ok()) {
+      base_.schedule(*it);
       return;
     }
   }
 }
 
-void static_server::restart(std::size_t i) {
-  const std::uint64_t key = children_[i].key;
+void static_server::restart(iterator it) {
   switch (flags_.strategy) {
     case restart_strategy::one_for_one:
-      if (!base_.start(children_[i]).ok()) base_.schedule(children_[i]);
+      if (!base_.start(*it).ok()) base_.schedule(*it);
       return;
     case restart_strategy::rest_for_one:
-      stop_range(i + 1, children_.size());
-      drop_stopped_temporaries();
-      return start_from(index_of_key(key));
+      stop_from(std::next(it));
+      return start_from(it);
     case restart_strategy::one_for_all:
-      stop_range(0, children_.size());
-      drop_stopped_temporaries();
-      return start_from(0);
+      stop_from(base_.children.begin());
+      return start_from(base_.children.begin());
   }
 }
 
 std::vector<child_info> static_server::handle_call(const which_req&) {
   std::vector<child_info> out;
-  out.reserve(children_.size());
-  for (const child_state& c : children_) out.push_back(sup_base::info_of(c));
+  out.reserve(base_.children.size());
+  for (const child_state& c : base_.children.items()) out.push_back(sup_base::info_of(c));
   return out;
 }
 
 child_counts static_server::handle_call(const count_req&) {
   child_counts n;
-  n.specs = children_.size();
-  for (const child_state& c : children_) {
+  n.specs = base_.children.size();
+  for (const child_state& c : base_.children.items()) {
     if (!c.pid.is_null()) ++n.active;
     ++(c.spec.type == child_type::supervisor ? n.supervisors : n.workers);
   }
@@ -360,56 +442,55 @@ child_counts static_server::handle_call(const count_req&) {
 }
 
 child_result static_server::handle_call(start_req r) {
-  if (std::size_t i = index_of(r.spec.id); i < children_.size()) {
-    const child_state& c = children_[i];
-    return c.pid.is_null() ? child_result(child_error::already_present, {})
-                           : child_result(child_error::already_started, c.pid);
+  if (iterator it = base_.children.find(r.spec.id); it != base_.children.end()) {
+    return it->pid.is_null() ? child_result(child_error::already_present, {})
+                             : child_result(child_error::already_started, it->pid);
   }
-  child_state c;
-  c.spec = std::move(r.spec);
-  c.key = next_key_++;
-  started s = base_.start(c);
+  iterator it = base_.children.add(std::move(r.spec), next_key_++);
+  started s = base_.start(*it);
+  // As OTP: a failed start adds nothing, nor does a temporary child that
+  // ignored its start.
+  if (!s.ok() || (s.ignored() && it->spec.restart == restart_type::temporary)) base_.children.erase(it);
   if (!s.ok()) return failed(s);
-  // As OTP: a temporary child that ignored its start is not kept.
-  if (!(s.ignored() && c.spec.restart == restart_type::temporary)) children_.push_back(std::move(c));
   return child_result(child_error::none, s.pid());
 }
 
 child_result static_server::handle_call(const terminate_req& r) {
-  const std::size_t i = index_of(r.id);
-  if (i == children_.size()) return child_result(child_error::not_found, {});
-  child_state& c = children_[i];
-  base_.stop_child(c);
-  c.restarting = false;
-  ++c.gen;
-  if (c.spec.restart == restart_type::temporary) children_.erase(children_.begin() + std::ptrdiff_t(i));
+  const iterator it = base_.children.find(r.id);
+  if (it == base_.children.end()) return child_result(child_error::not_found, {});
+  base_.stop_child(*it);
+  // A pending restart is cancelled: the child is stopped.
+  it->restarting = false;
+  ++it->gen;
+  settle_stopped(it);
   return {};
 }
 
 child_result static_server::handle_call(const restart_req& r) {
-  const std::size_t i = index_of(r.id);
-  if (i == children_.size()) return child_result(child_error::not_found, {});
-  child_state& c = children_[i];
-  if (!c.pid.is_null()) return child_result(child_error::running, c.pid);
-  started s = base_.start(c);
+  const iterator it = base_.children.find(r.id);
+  if (it == base_.children.end()) return child_result(child_error::not_found, {});
+  if (!it->pid.is_null()) return child_result(child_error::running, it->pid);
+  if (it->restarting) return child_result(child_error::restarting, {});
+  started s = base_.start(*it);
   if (!s.ok()) return failed(s);
   return child_result(child_error::none, s.pid());
 }
 
 child_result static_server::handle_call(const delete_req& r) {
-  const std::size_t i = index_of(r.id);
-  if (i == children_.size()) return child_result(child_error::not_found, {});
-  if (!children_[i].pid.is_null()) return child_result(child_error::running, children_[i].pid);
-  children_.erase(children_.begin() + std::ptrdiff_t(i));
+  const iterator it = base_.children.find(r.id);
+  if (it == base_.children.end()) return child_result(child_error::not_found, {});
+  if (!it->pid.is_null()) return child_result(child_error::running, it->pid);
+  if (it->restarting) return child_result(child_error::restarting, {});
+  base_.children.erase(it);
   return {};
 }
 
 static_server::next static_server::handle_info(const exit_message& m) {
-  const std::size_t i = index_of_pid(m.from);
-  if (i == children_.size()) return {};  // not a child (OTP ignores it too)
-  child_state& c = children_[i];
+  const iterator it = base_.children.find_pid(m.from);
+  if (it == base_.children.end() || it->pid != m.from) return {};  // not a running child (OTP ignores it too)
+  child_state& c = *it;
   if (!base_.exited(c, m.reason)) {
-    if (c.spec.restart == restart_type::temporary) children_.erase(children_.begin() + std::ptrdiff_t(i));
+    settle_stopped(it);
     return {};
   }
   if (c.spec.backoff) {
@@ -417,35 +498,32 @@ static_server::next static_server::handle_info(const exit_message& m) {
     return {};
   }
   if (!base_.may_restart()) return stop_with(exit_reason::shutdown());
-  restart(i);
+  restart(it);
   return {};
 }
 
 static_server::next static_server::handle_info(const restart_tick& t) {
-  const std::size_t i = index_of_key(t.key);
-  if (i == children_.size() || !children_[i].restarting || children_[i].gen != t.gen) return {};
-  children_[i].restarting = false;
+  const iterator it = base_.children.find_key(t.key);
+  if (it == base_.children.end() || !it->restarting || it->gen != t.gen) return {};
+  it->restarting = false;
   if (!base_.may_restart()) return stop_with(exit_reason::shutdown());
-  restart(i);
+  restart(it);
   return {};
 }
 
-void static_server::terminate(const exit_reason&) { stop_range(0, children_.size()); }
+void static_server::terminate(const exit_reason&) { stop_from(base_.children.begin()); }
 
 namespace {
 void validate_children(const std::vector<child_spec>& children) {
+  std::unordered_map<std::string_view, std::size_t> seen;
   for (std::size_t i = 0; i < children.size(); ++i) {
     validate(children[i], true);
-    for (std::size_t j = 0; j < i; ++j)
-      if (children[j].id == children[i].id)
-        throw bad_argument(fmt::format("ember::supervisor: two children have the id \"{}\"", children[i].id));
+    if (!seen.emplace(children[i].id, i).second)
+      throw bad_argument(fmt::format("ember::supervisor: two children have the id \"{}\"", children[i].id));
   }
 }
 }  // namespace
 
-}  // namespace detail
-
-namespace detail {
 /// Start supervisor server S (linked or not; named when n is not empty)
 /// after checking its flags.
 template <class S, bool Link, class... A>
@@ -455,6 +533,7 @@ gen_server::start_result<S> start_server(ember::via_name n, const flags& f, A&&.
   return gen_server::detail::start_impl<S, Link>(std::move(n), spawn_options{}, std::forward<A>(args)..., std::move(label));
 }
 ember::via_name named(gen_server::name n, const char* op) { return gen_server::detail::checked_name(std::move(n), op); }
+
 }  // namespace detail
 
 start_result start_link(flags f, std::vector<child_spec> children) {
@@ -507,134 +586,3 @@ child_spec supervisor_child(std::string id, flags f, std::vector<child_spec> chi
 }
 
 }  // namespace ember::supervisor
-
-// ---- the dynamic supervisor -------------------------------------------------
-
-namespace ember::dynamic_supervisor {
-
-namespace detail {
-
-server::server(flags f, std::string name) : flags_(f), base_(std::move(name), f.intensity, f.period) {}
-
-server::next server::init() {
-  ember::process_flag(trap_exit, true);
-  return {};
-}
-
-child_result server::handle_call(start_req r) {
-  if (children_.size() >= flags_.max_children) return child_result(child_error::max_children, {});
-  child_state c;
-  c.spec = std::move(r.spec);
-  c.key = next_key_++;
-  started s = base_.start(c);
-  if (!s.ok()) return supervisor::detail::failed(s);
-  if (s.ignored()) return {};
-  running_.emplace(c.pid.serial(), c.key);
-  children_.emplace(c.key, std::move(c));
-  return child_result(child_error::none, s.pid());
-}
-
-child_result server::handle_call(const terminate_req& r) {
-  auto it = running_.find(r.child.serial());
-  if (r.child.is_null() || it == running_.end()) return child_result(child_error::not_found, {});
-  const std::uint64_t key = it->second;
-  running_.erase(it);
-  base_.stop_child(children_.at(key));
-  children_.erase(key);
-  return {};
-}
-
-std::vector<child_info> server::handle_call(const which_req&) {
-  std::vector<child_info> out;
-  out.reserve(children_.size());
-  for (const auto& [key, c] : children_) out.push_back(supervisor::detail::sup_base::info_of(c));
-  return out;
-}
-
-child_counts server::handle_call(const count_req&) {
-  child_counts n;
-  n.specs = children_.size();
-  n.active = running_.size();
-  for (const auto& [key, c] : children_) ++(c.spec.type == supervisor::child_type::supervisor ? n.supervisors : n.workers);
-  return n;
-}
-
-server::next server::handle_info(const exit_message& m) {
-  auto it = running_.find(m.from.serial());
-  if (it == running_.end()) return {};  // not a child
-  const std::uint64_t key = it->second;
-  running_.erase(it);
-  child_state& c = children_.at(key);
-  if (!base_.exited(c, m.reason)) {
-    children_.erase(key);
-    return {};
-  }
-  if (c.spec.backoff) {
-    base_.schedule(c);
-    return {};
-  }
-  if (!base_.may_restart()) return stop_with(exit_reason::shutdown());
-  restart(key);
-  return {};
-}
-
-server::next server::handle_info(const restart_tick& t) {
-  auto it = children_.find(t.key);
-  if (it == children_.end() || !it->second.restarting || it->second.gen != t.gen) return {};
-  it->second.restarting = false;
-  if (!base_.may_restart()) return stop_with(exit_reason::shutdown());
-  restart(t.key);
-  return {};
-}
-
-void server::restart(std::uint64_t key) {
-  child_state& c = children_.at(key);
-  started s = base_.start(c);
-  if (!s.ok()) base_.schedule(c);
-  else if (s.ignored()) children_.erase(key);
-  else running_.emplace(c.pid.serial(), key);
-}
-
-void server::terminate(const exit_reason&) {
-  std::vector<child_state*> all;
-  all.reserve(running_.size());
-  for (auto& [key, c] : children_)
-    if (!c.pid.is_null()) all.push_back(&c);
-  base_.stop_children(all);
-  running_.clear();
-}
-
-}  // namespace detail
-
-namespace {
-supervisor::flags as_flags(const flags& f) { return {supervisor::one_for_one, f.intensity, f.period}; }
-}  // namespace
-
-start_result start_link(flags f) { return start_link(ember::via_name{}, f); }
-start_result start_link(gen_server::name n, flags f) {
-  return start_link(supervisor::detail::named(std::move(n), "start_link"), f);
-}
-start_result start_link(ember::via_name n, flags f) {
-  return supervisor::detail::start_server<detail::server, true>(std::move(n), as_flags(f), f);
-}
-start_result start(flags f) { return start(ember::via_name{}, f); }
-start_result start(gen_server::name n, flags f) { return start(supervisor::detail::named(std::move(n), "start"), f); }
-start_result start(ember::via_name n, flags f) {
-  return supervisor::detail::start_server<detail::server, false>(std::move(n), as_flags(f), f);
-}
-
-child_result start_child(const ref& sup, child_spec spec) {
-  supervisor::detail::validate(spec, false);
-  return gen_server::call(sup, detail::server::start_req{std::move(spec)}, gen_server::infinity);
-}
-child_result terminate_child(const ref& sup, ember::pid p) {
-  return gen_server::call(sup, detail::server::terminate_req{p}, gen_server::infinity);
-}
-std::vector<child_info> which_children(const ref& sup) {
-  return gen_server::call(sup, detail::server::which_req{}, gen_server::infinity);
-}
-child_counts count_children(const ref& sup) {
-  return gen_server::call(sup, detail::server::count_req{}, gen_server::infinity);
-}
-
-}  // namespace ember::dynamic_supervisor
