@@ -8,6 +8,7 @@
 #include "ember/impl/fast_clock.ipp"
 #include "ember/impl/gen_server.ipp"
 #include "ember/impl/heap.ipp"
+#include "ember/impl/proc_lib.ipp"
 #include "ember/impl/application.ipp"
 #include "ember/impl/registry.ipp"
 #include "ember/impl/supervisor.ipp"

@@ -19,6 +19,7 @@
 #include "ember/process_info.hpp"
 #include "ember/clock.hpp"
 #include "ember/timer.hpp"
+#include "ember/proc_lib.hpp"
 #include "ember/gen_server.hpp"
 #include "ember/registry.hpp"
 #include "ember/supervisor.hpp"

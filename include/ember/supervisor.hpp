@@ -67,6 +67,7 @@
 #include "ember/exit_reason.hpp"
 #include "ember/gen_server.hpp"
 #include "ember/pid.hpp"
+#include "ember/proc_lib.hpp"
 
 namespace ember::supervisor {
 
@@ -128,6 +129,9 @@ public:
       : pid_(r || r.already_started() ? r.pid() : ember::pid{}),
         error_(r ? std::nullopt : std::optional<exit_reason>(r.error())),
         already_started_(r.already_started()) {}
+  /// proc_lib::start_link's result: the process, or why it did not start.
+  started(const proc_lib::start_result& r)  // NOLINT
+      : pid_(r ? r.pid() : ember::pid{}), error_(r ? std::nullopt : std::optional<exit_reason>(r.error())) {}
   static started ignore() { return started(ember::pid{}); }
   static started error(exit_reason r) {
     started s{ember::pid{}};
@@ -159,8 +163,10 @@ struct child_spec {
   /// Unique among a supervisor's children; not empty (dynamic supervisors
   /// ignore it).
   std::string id;
-  /// Runs in the supervisor's process; must start a process linked to it.
-  /// Throwing, or calling ember::exit(r), counts as an error (r).
+  /// Runs in the supervisor's process; must start a process linked to it
+  /// (gen_server::start_link, or proc_lib::start_link for a plain process:
+  /// it waits until the child is set up).  Throwing, or calling
+  /// ember::exit(r), counts as an error (r).
   std::function<started()> start;
   restart_type restart = restart_type::permanent;
   /// Unset: 5000 ms for a worker, infinity for a supervisor.
