@@ -81,11 +81,17 @@ start_result start(ember::via_name n, flags f = {});
 
 /// Start a child from its spec (the id is not used and may be empty).
 child_result start_child(const ref& sup, child_spec spec);
-/// Start a gen_server child S(args...) with the default spec (permanent,
-/// shutdown 5000 ms).
+/// The spec of a gen_server child S(args...): permanent, shutdown 5000 ms,
+/// unless S declares its own child_defaults (child_spec.hpp).  Change its
+/// fields before start_child if need be.
+template <class S, class... A>
+child_spec child(A&&... args) {
+  return supervisor::worker<S>(std::string(), std::forward<A>(args)...);
+}
+/// Start a gen_server child S(args...) with child<S>(args...)'s spec.
 template <class S, class... A>
 child_result start_child(const ref& sup, A&&... args) {
-  return start_child(sup, supervisor::worker<S>(std::string(), std::forward<A>(args)...));
+  return start_child(sup, child<S>(std::forward<A>(args)...));
 }
 /// Stop child p and forget it; not_found if p is not a running child.
 child_result terminate_child(const ref& sup, ember::pid p);

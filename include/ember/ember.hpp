@@ -22,6 +22,7 @@
 #include "ember/proc_lib.hpp"
 #include "ember/gen_server.hpp"
 #include "ember/registry.hpp"
+#include "ember/child_spec.hpp"
 #include "ember/supervisor.hpp"
 #include "ember/dynamic_supervisor.hpp"
 #include "ember/application.hpp"

@@ -17,8 +17,10 @@
 //    arguments, then run init() if it has one.  A constructor or init that
 //    throws, or an init that returns stop_with(r), makes start return that
 //    reason, and nothing is left running (the process ends normally, so a
-//    link made by start_link does not kill the starter).  A taken name makes
-//    start return already_started with the holder's pid.  A name is a
+//    link made by start_link does not kill the starter).  An init that
+//    returns ignore() makes start return ignored() (OTP's `ignore`), the
+//    same way.  A taken name makes start return already_started with the
+//    holder's pid.  A name is a
 //    registered name (name{"n"}) or a via_name (ember::via(registry, key)):
 //    the new process takes it before its object is built and gives it back
 //    if init fails; a server<S> made from either looks it up at each use.
@@ -133,6 +135,8 @@ public:
   next hibernate() && { return std::move(*this); }
 
   [[nodiscard]] bool stops() const noexcept { return stop_.has_value(); }
+  /// init() returned ignore(): nothing starts (start returns ignored()).
+  [[nodiscard]] bool ignores() const noexcept { return ignore_; }
   [[nodiscard]] const std::optional<exit_reason>& stop_reason() const noexcept { return stop_; }
   [[nodiscard]] const std::optional<std::chrono::milliseconds>& timeout() const noexcept { return timeout_; }
   std::unique_ptr<detail::continuation<S>> take_continuation() noexcept { return std::move(cont_); }
@@ -142,9 +146,15 @@ public:
     n.stop_ = std::move(r);
     return n;
   }
+  static next ignoring() {
+    next n;
+    n.ignore_ = true;
+    return n;
+  }
 
 private:
   std::optional<exit_reason> stop_;
+  bool ignore_ = false;
   std::optional<std::chrono::milliseconds> timeout_;
   std::unique_ptr<detail::continuation<S>> cont_;
 };
@@ -203,6 +213,9 @@ struct behaviour {
   /// Stop with reason (terminate runs); a pending call is answered with
   /// call_exited(reason).
   static next stop_with(exit_reason r) { return next::stopping(std::move(r)); }
+  /// From init only: do not start (OTP's `ignore`).  start returns false
+  /// with ignored(); the process ends normally and gives its name back.
+  static next ignore() { return next::ignoring(); }
   /// Reply v, then stop with reason.
   template <class R>
   static call_reply<std::decay_t<R>> stop_with(exit_reason r, R&& v) {
@@ -258,7 +271,7 @@ struct stop_body {
 
 struct start_ack {
   std::uint64_t ref;
-  int status;  // 0 ok, 1 failed, 2 already started
+  int status;  // 0 ok, 1 failed, 2 already started, 3 ignored
   exit_reason reason;
   ember::pid existing;
 };
@@ -568,10 +581,10 @@ struct entry {
         return false;
       }
     }
-    auto fail = [&](exit_reason r) {
+    auto fail = [&](exit_reason r, int status = 1) {
       st.reset();
       if (b.name) b.name.unregister_name(self->self_pid());
-      ack(1, std::move(r), {});
+      ack(status, std::move(r), {});
       return false;
     };
     try {
@@ -596,6 +609,7 @@ struct entry {
         } else {
           next<S> n = st->obj->init();
           if (n.stops()) return fail(*n.stop_reason());
+          if (n.ignores()) return fail(exit_reason::normal(), 3);
           st->apply(std::move(n));
         }
       }
@@ -656,6 +670,8 @@ public:
   /// Why it did not start (init's error or stop reason, "already started").
   [[nodiscard]] const exit_reason& error() const noexcept { return reason_; }
   [[nodiscard]] bool already_started() const noexcept { return status_ == 2; }
+  /// init() returned ignore(): nothing was started (pid() is null).
+  [[nodiscard]] bool ignored() const noexcept { return status_ == 3; }
 
   start_result(int status, ember::pid p, exit_reason r) : status_(status), pid_(p), reason_(std::move(r)) {}
 
@@ -695,7 +711,10 @@ start_result<S> start_impl(ember::via_name nm, const spawn_options& so, A&&... a
   bool down_taken = false;
   auto r = ember::receive(
       ember::when([ref](const start_ack& a) { return a.ref == ref; },
-                  [&](start_ack a) { return start_result<S>(a.status, a.status == 2 ? a.existing : child, std::move(a.reason)); }),
+                  [&](start_ack a) {
+                    return start_result<S>(a.status, a.status == 2 ? a.existing : a.status == 3 ? ember::pid{} : child,
+                                           std::move(a.reason));
+                  }),
       ember::when([m](const ember::down& d) { return d.ref == m; },
                   [&](ember::down d) {
                     down_taken = true;

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -70,6 +71,7 @@ public:
   [[nodiscard]] iterator begin() noexcept { return items_.begin(); }
   [[nodiscard]] iterator end() noexcept { return items_.end(); }
   [[nodiscard]] list& items() noexcept { return items_; }
+  [[nodiscard]] const list& items() const noexcept { return items_; }
   [[nodiscard]] std::size_t size() const noexcept { return items_.size(); }
 
 private:
@@ -144,6 +146,7 @@ struct sup_base {
   void schedule(child_state& c);
   /// The restart is due: false when the intensity is exceeded (reported).
   bool may_restart();
+  void report_auto_shutdown(const std::string& id);
   [[nodiscard]] static child_info info_of(const child_state& c);
 
 private:
@@ -151,8 +154,19 @@ private:
   std::string refuse_pid(const child_state& c, const ember::pid& p);
 };
 
+/// A bad flag throws spec_error.
 void validate(const flags& f);
-void validate(const child_spec& c, bool need_id);
+/// The first problem in c (under auto_shutdown a), or nullopt.
+std::optional<spec_error> check(const child_spec& c, bool need_id, auto_shutdown a);
+void validate(const child_spec& c, bool need_id, auto_shutdown a);
+/// check() on each, and repeated ids.
+std::optional<spec_error> check_all(const std::vector<child_spec>& children, auto_shutdown a);
+/// A spec_error carried in a child_result's reason (start_child rethrows it).
+struct spec_problem {
+  spec_field field;
+  std::string id;
+  std::string text;
+};
 /// The child_result of a start that did not succeed.
 child_result failed(const started& s);
 
@@ -172,9 +186,15 @@ public:
   struct delete_req {
     std::string id;
   };
+  struct which_child_req {
+    std::string id;
+  };
+  struct spec_req {
+    std::string id;
+  };
   using info = gen_server::types<exit_message, restart_tick>;
 
-  static_server(flags f, std::vector<child_spec> children, std::string name);
+  static_server(init_fn init, std::string name);
   next init();
   std::vector<child_info> handle_call(const which_req&);
   child_counts handle_call(const count_req&);
@@ -182,6 +202,8 @@ public:
   child_result handle_call(const terminate_req& r);
   child_result handle_call(const restart_req& r);
   child_result handle_call(const delete_req& r);
+  std::optional<child_info> handle_call(const which_child_req& r);
+  std::optional<child_spec> handle_call(const spec_req& r);
   next handle_info(const exit_message& m);
   next handle_info(const restart_tick& t);
   void terminate(const exit_reason& r);
@@ -200,10 +222,13 @@ private:
   /// c is no longer running and will not be restarted: a temporary child
   /// goes, another stays as stopped.
   void settle_stopped(iterator it);
+  /// gone, which exited by itself and is not restarted, ends the supervisor
+  /// by its auto_shutdown.
+  [[nodiscard]] bool auto_shutdown_due(const child_state& gone) const;
 
   flags flags_;
   sup_base base_;
-  std::vector<child_spec> initial_;
+  init_fn init_;
   std::uint64_t next_key_ = 1;
 };
 
@@ -249,3 +274,11 @@ private:
 };
 
 }  // namespace ember::dynamic_supervisor::detail
+
+template <>
+struct fmt::formatter<ember::supervisor::detail::spec_problem> : fmt::formatter<std::string_view> {
+  template <class Ctx>
+  auto format(const ember::supervisor::detail::spec_problem& p, Ctx& ctx) const {
+    return fmt::formatter<std::string_view>::format(p.text, ctx);
+  }
+};

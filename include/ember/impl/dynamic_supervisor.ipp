@@ -98,7 +98,7 @@ void server::terminate(const exit_reason&) {
 }  // namespace detail
 
 namespace {
-supervisor::flags as_flags(const flags& f) { return {supervisor::one_for_one, f.intensity, f.period}; }
+supervisor::flags as_flags(const flags& f) { return {supervisor::one_for_one, f.intensity, f.period, supervisor::never}; }
 }  // namespace
 
 start_result start_link(flags f) { return start_link(ember::via_name{}, f); }
@@ -106,16 +106,19 @@ start_result start_link(gen_server::name n, flags f) {
   return start_link(supervisor::detail::named(std::move(n), "start_link"), f);
 }
 start_result start_link(ember::via_name n, flags f) {
-  return supervisor::detail::start_server<detail::server, true>(std::move(n), as_flags(f), f);
+  supervisor::detail::validate(as_flags(f));
+  return supervisor::detail::start_server<detail::server, true>(std::move(n), f);
 }
 start_result start(flags f) { return start(ember::via_name{}, f); }
 start_result start(gen_server::name n, flags f) { return start(supervisor::detail::named(std::move(n), "start"), f); }
 start_result start(ember::via_name n, flags f) {
-  return supervisor::detail::start_server<detail::server, false>(std::move(n), as_flags(f), f);
+  supervisor::detail::validate(as_flags(f));
+  return supervisor::detail::start_server<detail::server, false>(std::move(n), f);
 }
 
 child_result start_child(const ref& sup, child_spec spec) {
-  supervisor::detail::validate(spec, false);
+  // A dynamic supervisor has no auto_shutdown: significant children are refused.
+  supervisor::detail::validate(spec, false, supervisor::auto_shutdown::never);
   return gen_server::call(sup, detail::server::start_req{std::move(spec)}, gen_server::infinity);
 }
 child_result terminate_child(const ref& sup, ember::pid p) {

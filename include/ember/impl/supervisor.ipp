@@ -79,20 +79,56 @@ child_result failed(const started& s) {
 }
 
 void validate(const flags& f) {
+  if (unsigned(f.strategy) > unsigned(restart_strategy::rest_for_one))
+    throw spec_error(spec_field::strategy, "", fmt::format("ember::supervisor: strategy {} is not a restart_strategy",
+                                                           unsigned(f.strategy)));
   if (f.intensity < 0)
-    throw bad_argument(fmt::format("ember::supervisor: intensity must be >= 0 (got {})", f.intensity));
+    throw spec_error(spec_field::intensity, "",
+                     fmt::format("ember::supervisor: intensity must be >= 0 (got {})", f.intensity));
   if (f.period.count() <= 0)
-    throw bad_argument(fmt::format("ember::supervisor: period must be > 0 (got {} ms)", f.period.count()));
+    throw spec_error(spec_field::period, "",
+                     fmt::format("ember::supervisor: period must be > 0 (got {} ms)", f.period.count()));
+  if (unsigned(f.auto_shutdown) > unsigned(auto_shutdown::all_significant))
+    throw spec_error(spec_field::auto_shutdown, "",
+                     fmt::format("ember::supervisor: auto_shutdown {} is not an auto_shutdown", unsigned(f.auto_shutdown)));
 }
 
-void validate(const child_spec& c, bool need_id) {
-  if (need_id && c.id.empty()) throw bad_argument("ember::supervisor: a child spec has an empty id");
-  if (!c.start) throw bad_argument(fmt::format("ember::supervisor: child \"{}\" has no start function", c.id));
+std::optional<spec_error> check(const child_spec& c, bool need_id, auto_shutdown a) {
+  auto bad = [&c](spec_field f, std::string text) { return spec_error(f, c.id, "ember::supervisor: " + text); };
+  if (need_id && c.id.empty()) return bad(spec_field::id, "a child spec has an empty id");
+  if (!c.start) return bad(spec_field::start, fmt::format("child \"{}\" has no start function", c.id));
+  if (unsigned(c.restart) > unsigned(restart_type::temporary))
+    return bad(spec_field::restart, fmt::format("child \"{}\": restart {} is not a restart_type", c.id, unsigned(c.restart)));
+  if (unsigned(c.type) > unsigned(child_type::supervisor))
+    return bad(spec_field::type, fmt::format("child \"{}\": type {} is not a child_type", c.id, unsigned(c.type)));
   if (c.backoff && (c.backoff->initial.count() <= 0 || c.backoff->max < c.backoff->initial))
-    throw bad_argument(fmt::format("ember::supervisor: child \"{}\": the backoff needs 0 < initial <= max", c.id));
+    return bad(spec_field::backoff, fmt::format("child \"{}\": the backoff needs 0 < initial <= max", c.id));
   if (c.backoff && c.backoff->max > ember::max_timer_delay)
-    throw bad_argument(fmt::format("ember::supervisor: child \"{}\": the backoff's max ({} ms) is over max_timer_delay ({} ms)",
-                                   c.id, c.backoff->max.count(), ember::max_timer_delay.count()));
+    return bad(spec_field::backoff, fmt::format("child \"{}\": the backoff's max ({} ms) is over max_timer_delay ({} ms)",
+                                                c.id, c.backoff->max.count(), ember::max_timer_delay.count()));
+  if (c.significant && c.restart == restart_type::permanent)
+    return bad(spec_field::significant,
+               fmt::format("child \"{}\": a significant child must be transient or temporary", c.id));
+  if (c.significant && a == auto_shutdown::never)
+    return bad(spec_field::significant,
+               fmt::format("child \"{}\": significant children need auto_shutdown any_significant or "
+                           "all_significant (this supervisor's is never)",
+                           c.id));
+  return std::nullopt;
+}
+
+void validate(const child_spec& c, bool need_id, auto_shutdown a) {
+  if (auto e = check(c, need_id, a)) throw *e;
+}
+
+std::optional<spec_error> check_all(const std::vector<child_spec>& children, auto_shutdown a) {
+  std::unordered_map<std::string_view, std::size_t> seen;
+  for (const child_spec& c : children) {
+    if (auto e = check(c, true, a)) return e;
+    if (!seen.emplace(c.id, 0).second)
+      return spec_error(spec_field::id, c.id, fmt::format("ember::supervisor: two children have the id \"{}\"", c.id));
+  }
+  return std::nullopt;
 }
 
 // ---- the child table --------------------------------------------------------
@@ -344,6 +380,10 @@ void sup_base::schedule(child_state& c) {
   else ember::send_after(ember::self(), std::chrono::milliseconds(delay), t);
 }
 
+void sup_base::report_auto_shutdown(const std::string& id) {
+  report(spdlog::level::info, "supervisor {}: significant child {} exited; auto_shutdown: shutting down", label(), id);
+}
+
 bool sup_base::may_restart() {
   if (!window.add(rt().now_ns())) return true;
   report(spdlog::level::err, "supervisor {}: reached the restart intensity; shutting down", label());
@@ -361,12 +401,21 @@ child_info sup_base::info_of(const child_state& c) {
 
 // ---- the static supervisor --------------------------------------------------
 
-static_server::static_server(flags f, std::vector<child_spec> children, std::string name)
-    : flags_(f), base_(std::move(name), f.intensity, f.period, true), initial_(std::move(children)) {}
+static_server::static_server(init_fn init, std::string name)
+    : base_(std::move(name), flags{}.intensity, flags{}.period, true), init_(std::move(init)) {}
 
 static_server::next static_server::init() {
   ember::process_flag(trap_exit, true);
-  for (child_spec& spec : initial_) {
+  // OTP's Module:init/1.  What it throws, and a bad flag or spec, fails the
+  // start with the error's text (gen_server's start turns it into error()).
+  init_result r = init_();
+  init_ = nullptr;
+  if (r.ignored()) return ignore();
+  validate(r.flags());
+  if (auto e = check_all(r.children(), r.flags().auto_shutdown)) throw *e;
+  flags_ = r.flags();
+  base_.window = restart_window(flags_.intensity, flags_.period);
+  for (child_spec& spec : r.children()) {
     iterator it = base_.children.add(std::move(spec), next_key_++);
     started s = base_.start(*it);
     if (!s.ok()) {
@@ -378,8 +427,19 @@ static_server::next static_server::init() {
     // As OTP: a temporary child that ignored its start is not kept.
     if (s.ignored() && it->spec.restart == restart_type::temporary) base_.children.erase(it);
   }
-  initial_.clear();
   return {};
+}
+
+bool static_server::auto_shutdown_due(const child_state& gone) const {
+  if (!gone.spec.significant) return false;
+  switch (flags_.auto_shutdown) {
+    case auto_shutdown::never: return false;
+    case auto_shutdown::any_significant: return true;
+    case auto_shutdown::all_significant: break;
+  }
+  for (const child_state& c : base_.children.items())
+    if (&c != &gone && c.spec.significant && !c.pid.is_null()) return false;
+  return true;
 }
 
 void static_server::stop_from(iterator from) {
@@ -441,7 +501,23 @@ child_counts static_server::handle_call(const count_req&) {
   return n;
 }
 
+std::optional<child_info> static_server::handle_call(const which_child_req& r) {
+  const iterator it = base_.children.find(r.id);
+  if (it == base_.children.end()) return std::nullopt;
+  return sup_base::info_of(*it);
+}
+
+std::optional<child_spec> static_server::handle_call(const spec_req& r) {
+  const iterator it = base_.children.find(r.id);
+  if (it == base_.children.end()) return std::nullopt;
+  return it->spec;
+}
+
 child_result static_server::handle_call(start_req r) {
+  // What only the supervisor can check (its auto_shutdown): start_child
+  // turns this answer back into a spec_error.
+  if (auto e = check(r.spec, true, flags_.auto_shutdown))
+    return child_result(child_error::start_failed, {}, exit_reason::error(spec_problem{e->field(), e->child_id(), e->what()}));
   if (iterator it = base_.children.find(r.spec.id); it != base_.children.end()) {
     return it->pid.is_null() ? child_result(child_error::already_present, {})
                              : child_result(child_error::already_started, it->pid);
@@ -490,7 +566,16 @@ static_server::next static_server::handle_info(const exit_message& m) {
   if (it == base_.children.end() || it->pid != m.from) return {};  // not a running child (OTP ignores it too)
   child_state& c = *it;
   if (!base_.exited(c, m.reason)) {
+    // Not restarted.  A significant child's own exit may end the
+    // supervisor (auto_shutdown); one the supervisor caused does not come
+    // this way.
+    const bool shut_down = auto_shutdown_due(c);
+    const std::string id = c.spec.id;
     settle_stopped(it);
+    if (shut_down) {
+      base_.report_auto_shutdown(id);
+      return stop_with(exit_reason::shutdown());
+    }
     return {};
   }
   if (c.spec.backoff) {
@@ -513,46 +598,69 @@ static_server::next static_server::handle_info(const restart_tick& t) {
 
 void static_server::terminate(const exit_reason&) { stop_from(base_.children.begin()); }
 
-namespace {
-void validate_children(const std::vector<child_spec>& children) {
-  std::unordered_map<std::string_view, std::size_t> seen;
-  for (std::size_t i = 0; i < children.size(); ++i) {
-    validate(children[i], true);
-    if (!seen.emplace(children[i].id, i).second)
-      throw bad_argument(fmt::format("ember::supervisor: two children have the id \"{}\"", children[i].id));
-  }
-}
-}  // namespace
-
-/// Start supervisor server S (linked or not; named when n is not empty)
-/// after checking its flags.
+/// Start supervisor server S (linked or not; named when n is not empty).
 template <class S, bool Link, class... A>
-gen_server::start_result<S> start_server(ember::via_name n, const flags& f, A&&... args) {
-  validate(f);
+gen_server::start_result<S> start_server(ember::via_name n, A&&... args) {
   std::string label = n ? n.to_string() : std::string();
   return gen_server::detail::start_impl<S, Link>(std::move(n), spawn_options{}, std::forward<A>(args)..., std::move(label));
+}
+/// The init callback of a supervisor given its flags and children (checked
+/// here, in the caller, so that a bad one throws before anything starts).
+init_fn fixed_init(const flags& f, std::vector<child_spec> children) {
+  validate(f);
+  if (auto e = check_all(children, f.auto_shutdown)) throw *e;
+  auto saved = std::make_shared<std::vector<child_spec>>(std::move(children));
+  return [f, saved] { return init_result(f, std::move(*saved)); };
+}
+init_fn checked_init(init_fn init) {
+  if (!init) throw spec_error(spec_field::start, "", "ember::supervisor: the init callback is empty");
+  return init;
 }
 ember::via_name named(gen_server::name n, const char* op) { return gen_server::detail::checked_name(std::move(n), op); }
 
 }  // namespace detail
 
 start_result start_link(flags f, std::vector<child_spec> children) {
-  return start_link(ember::via_name{}, f, std::move(children));
+  return start_link(ember::via_name{}, std::move(f), std::move(children));
 }
 start_result start_link(gen_server::name n, flags f, std::vector<child_spec> children) {
   return start_link(detail::named(std::move(n), "start_link"), f, std::move(children));
 }
 start_result start_link(ember::via_name n, flags f, std::vector<child_spec> children) {
-  detail::validate_children(children);
-  return detail::start_server<detail::static_server, true>(std::move(n), f, f, std::move(children));
+  return detail::start_server<detail::static_server, true>(std::move(n), detail::fixed_init(f, std::move(children)));
 }
 start_result start(flags f, std::vector<child_spec> children) { return start(ember::via_name{}, f, std::move(children)); }
 start_result start(gen_server::name n, flags f, std::vector<child_spec> children) {
   return start(detail::named(std::move(n), "start"), f, std::move(children));
 }
 start_result start(ember::via_name n, flags f, std::vector<child_spec> children) {
-  detail::validate_children(children);
-  return detail::start_server<detail::static_server, false>(std::move(n), f, f, std::move(children));
+  return detail::start_server<detail::static_server, false>(std::move(n), detail::fixed_init(f, std::move(children)));
+}
+start_result detail::start_with(ember::via_name n, init_fn init, bool link) {
+  init = checked_init(std::move(init));
+  if (link) return start_server<static_server, true>(std::move(n), std::move(init));
+  return start_server<static_server, false>(std::move(n), std::move(init));
+}
+
+std::optional<spec_error> check_childspecs(const std::vector<child_spec>& specs, auto_shutdown a) {
+  return detail::check_all(specs, a);
+}
+
+const char* to_string(spec_field f) noexcept {
+  switch (f) {
+    case spec_field::id: return "id";
+    case spec_field::start: return "start";
+    case spec_field::restart: return "restart";
+    case spec_field::shutdown: return "shutdown";
+    case spec_field::type: return "type";
+    case spec_field::backoff: return "backoff";
+    case spec_field::significant: return "significant";
+    case spec_field::strategy: return "strategy";
+    case spec_field::intensity: return "intensity";
+    case spec_field::period: return "period";
+    case spec_field::auto_shutdown: return "auto_shutdown";
+  }
+  return "?";
 }
 
 std::vector<child_info> which_children(const ref& sup) {
@@ -561,9 +669,19 @@ std::vector<child_info> which_children(const ref& sup) {
 child_counts count_children(const ref& sup) {
   return gen_server::call(sup, detail::static_server::count_req{}, gen_server::infinity);
 }
+std::optional<child_info> which_child(const ref& sup, std::string_view id) {
+  return gen_server::call(sup, detail::static_server::which_child_req{std::string(id)}, gen_server::infinity);
+}
+std::optional<child_spec> get_childspec(const ref& sup, std::string_view id) {
+  return gen_server::call(sup, detail::static_server::spec_req{std::string(id)}, gen_server::infinity);
+}
 child_result start_child(const ref& sup, child_spec spec) {
-  detail::validate(spec, true);
-  return gen_server::call(sup, detail::static_server::start_req{std::move(spec)}, gen_server::infinity);
+  // What does not depend on the supervisor is checked here; its
+  // auto_shutdown, there.
+  detail::validate(spec, true, auto_shutdown::any_significant);
+  child_result r = gen_server::call(sup, detail::static_server::start_req{std::move(spec)}, gen_server::infinity);
+  if (const auto* p = r.reason().value<detail::spec_problem>()) throw spec_error(p->field, p->id, p->text);
+  return r;
 }
 child_result terminate_child(const ref& sup, std::string_view id) {
   return gen_server::call(sup, detail::static_server::terminate_req{std::string(id)}, gen_server::infinity);
@@ -582,6 +700,16 @@ child_spec supervisor_child(std::string id, flags f, std::vector<child_spec> chi
   c.shutdown = shutdown_spec::infinity();
   auto saved = std::make_shared<const std::pair<flags, std::vector<child_spec>>>(f, std::move(children));
   c.start = [saved]() -> started { return started(start_link(saved->first, saved->second)); };
+  return c;
+}
+
+child_spec supervisor_child(std::string id, init_fn init) {
+  child_spec c;
+  c.id = std::move(id);
+  c.type = child_type::supervisor;
+  c.shutdown = shutdown_spec::infinity();
+  init_fn checked = detail::checked_init(std::move(init));
+  c.start = [checked]() -> started { return started(detail::start_with(ember::via_name{}, checked, true)); };
   return c;
 }
 
