@@ -9,7 +9,8 @@
 //
 // Rules (the table in docs/behaviours.md has them all):
 //  - Children are anonymous: which_children lists them in start order and
-//    terminate_child takes a pid.  Each child restarts alone (one_for_one)
+//    terminate_child takes a pid (a running child's, or the pid a child
+//    waiting to restart exited with: that cancels its restart).  Each child restarts alone (one_for_one)
 //    by its restart type, with its backoff if it has one; a restarted child
 //    keeps its place and spec.
 //  - start_child beyond max_children is refused with child_error::
@@ -23,6 +24,11 @@
 //  - On shutdown every child is sent `shutdown` at once (each then gets its
 //    own shutdown time before it is killed), unlike a static supervisor,
 //    which stops its children one by one in reverse order.
+//  - As the static supervisor: exit signals are handled ahead of queued
+//    calls, a start function's exit or wrong pid fails the start, a taken
+//    name answers already_started with the holder; child<S>(args...) is
+//    S's spec with S's child_defaults.  No auto_shutdown: significant
+//    children are refused (spec_error).
 //  - Reports as the static supervisor's (supervisor.hpp).
 //
 // Threads: process context (gen_server calls to the supervisor).
