@@ -9,7 +9,8 @@
 //
 // Rules (the table in docs/behaviours.md has them all):
 //  - Children are anonymous: which_children lists them in start order and
-//    terminate_child takes a pid.  Each child restarts alone (one_for_one)
+//    terminate_child takes a pid (a running child's, or the pid a child
+//    waiting to restart exited with: that cancels its restart).  Each child restarts alone (one_for_one)
 //    by its restart type, with its backoff if it has one; a restarted child
 //    keeps its place and spec.
 //  - start_child beyond max_children is refused with child_error::
@@ -23,6 +24,11 @@
 //  - On shutdown every child is sent `shutdown` at once (each then gets its
 //    own shutdown time before it is killed), unlike a static supervisor,
 //    which stops its children one by one in reverse order.
+//  - As the static supervisor: exit signals are handled ahead of queued
+//    calls, a start function's exit or wrong pid fails the start, a taken
+//    name answers already_started with the holder; child<S>(args...) is
+//    S's spec with S's child_defaults.  No auto_shutdown: significant
+//    children are refused (spec_error).
 //  - Reports as the static supervisor's (supervisor.hpp).
 //
 // Threads: process context (gen_server calls to the supervisor).
@@ -81,57 +87,22 @@ start_result start(ember::via_name n, flags f = {});
 
 /// Start a child from its spec (the id is not used and may be empty).
 child_result start_child(const ref& sup, child_spec spec);
-/// Start a gen_server child S(args...) with the default spec (permanent,
-/// shutdown 5000 ms).
+/// The spec of a gen_server child S(args...): permanent, shutdown 5000 ms,
+/// unless S declares its own child_defaults (child_spec.hpp).  Change its
+/// fields before start_child if need be.
+template <class S, class... A>
+child_spec child(A&&... args) {
+  return supervisor::worker<S>(std::string(), std::forward<A>(args)...);
+}
+/// Start a gen_server child S(args...) with child<S>(args...)'s spec.
 template <class S, class... A>
 child_result start_child(const ref& sup, A&&... args) {
-  return start_child(sup, supervisor::worker<S>(std::string(), std::forward<A>(args)...));
+  return start_child(sup, child<S>(std::forward<A>(args)...));
 }
 /// Stop child p and forget it; not_found if p is not a running child.
 child_result terminate_child(const ref& sup, ember::pid p);
 /// Every child, in start order (ids as given in the specs).
 std::vector<child_info> which_children(const ref& sup);
 child_counts count_children(const ref& sup);
-
-namespace detail {
-
-using supervisor::detail::child_state;
-using supervisor::detail::restart_tick;
-
-class server : public gen_server::behaviour<server> {
-public:
-  struct start_req {
-    child_spec spec;
-  };
-  struct terminate_req {
-    ember::pid child;
-  };
-  struct which_req {};
-  struct count_req {};
-  using info = gen_server::types<exit_message, restart_tick>;
-
-  server(flags f, std::string name);
-  next init();
-  child_result handle_call(start_req r);
-  child_result handle_call(const terminate_req& r);
-  std::vector<child_info> handle_call(const which_req&);
-  child_counts handle_call(const count_req&);
-  next handle_info(const exit_message& m);
-  next handle_info(const restart_tick& t);
-  void terminate(const exit_reason& r);
-
-private:
-  /// Start child `key` again: it runs, is removed (ignore), or waits for a
-  /// retry (its start failed).
-  void restart(std::uint64_t key);
-
-  flags flags_;
-  supervisor::detail::sup_base base_;
-  std::map<std::uint64_t, child_state> children_;         // by key: start order
-  std::unordered_map<std::uint64_t, std::uint64_t> running_;  // pid serial -> key
-  std::uint64_t next_key_ = 1;
-};
-
-}  // namespace detail
 
 }  // namespace ember::dynamic_supervisor

@@ -1,63 +1,70 @@
-// ember/registry.hpp — a local key→process registry (Elixir's Registry),
-// split into partitions by key hash, whose keys also serve as gen_server
-// names (OTP's via-names).
+// ember/registry.hpp — a local key→process registry (Elixir's Registry):
+// each registration carries a value; keys are unique or duplicate; the
+// table is split into partitions by key hash; unique keys also serve as
+// gen_server names (OTP's via-names).
 //
 //   ember::registry<std::string> limiters(ember::registry_keys::unique);
 //   // One server per API key, however many first requests race to start it:
 //   auto s = ember::gen_server::start<limiter>(ember::via(limiters, key));
-//   ember::pid srv = s.pid();                 // ours, or (already_started()) the holder's
 //   ember::gen_server::call<limiter>(ember::via(limiters, key), check{});
 //
-//   ember::registry<std::string> topics(ember::registry_keys::duplicate);
-//   topics.register_name("prices");                  // in each subscriber
-//   std::size_t n = topics.dispatch("prices", tick{});  // a copy to each
+//   // Pub/sub with per-subscriber data (Elixir's dispatch):
+//   ember::registry<std::string, filter> topics(ember::registry_keys::duplicate);
+//   topics.register_name("prices", filter{.min = 10});       // in each subscriber
+//   topics.dispatch("prices", [&](const auto& entries) {
+//     for (const auto& [pid, f] : entries) if (f.wants(t)) ember::send(pid, t);
+//   });
 //
 // Rules (contract table in docs/behaviours.md; tests in
-// tests/behaviour/registry_test.cpp):
+// tests/behaviour/registry_test.cpp and registry_values_test.cpp):
 //  - unique keys: a key names at most one live process (a process may hold
-//    many keys).  duplicate keys: a key names any number of processes, each
-//    at most once.
+//    many keys).  duplicate keys: a key names any number of registrations;
+//    a process may register under the same key more than once.
+//  - each registration has a value of type V (no_value when V is not
+//    given): lookup gives (pid, value) entries; update_value lets the
+//    owner of a unique key change its value; values(key, pid) reads a
+//    process's values; match, count_match and unregister_match select by a
+//    predicate on the value (C++'s answer to match specs); select and
+//    count_select look at every entry.
+//  - unregister_name(key) removes every registration of the process under
+//    key; listeners (processes given at construction) receive a
+//    registry_event for each registration and each unregistration that
+//    removed something (not for exits: a listener monitors).
 //  - a process's keys vanish when it exits, before its links and monitors
 //    hear of the exit (as its registered name does).  A pid is returned only
 //    while its process is alive: never a dead process's, nor a newer
 //    process's that reuses its control block.
 //  - refusals throw registration_error (a taken key, naming its holder; the
-//    null pid; a pid that is not alive); whereis and via() on a
-//    duplicate-key registry, or too many partitions, throw bad_argument.
-//  - ember::via(registry, key) is a via_name (names.hpp) for a unique-key
-//    registry: gen_server::start/start_link register the new server under
-//    it (already_started with the holder's pid when taken), call/cast/stop
-//    and ember::send look it up at each use.
+//    null pid; a pid that is not alive); whereis, update_value and via() on
+//    a duplicate-key registry, or too many partitions, throw bad_argument.
+//  - ember::via(registry, key[, value]) is a via_name (names.hpp) for a
+//    unique-key registry: gen_server::start/start_link register the new
+//    server under it (with the value), call/cast/stop and ember::send look
+//    it up at each use.
 //
-// Threads: any thread, except register_name(key) and unregister_name(key)
-// (the calling process), which are process context.  A lookup takes one
-// partition's lock shared (readers of different keys touch different
-// locks); a change takes it exclusive and then the process's hook lock.
+// Threads: any thread, except the forms that act for the calling process
+// (register_name(key[, value]), unregister_name(key),
+// unregister_match(key, pred), update_value), which are process context.
+// A lookup takes one partition's lock shared (readers of different keys
+// touch different locks); a change takes it exclusive and then the
+// process's hook lock.  Predicates and update functions run under a
+// partition's lock: they must not call the registry.
 // Ownership: a registry is a cheap handle; copies share one table, which
 // lives while a handle, a via_name or a process holding a key refers to it.
-// Keys are copied into the table; Hash and Eq are default-constructed.
+// Keys and values are copied into the table; Hash and Eq are
+// default-constructed.
 #pragma once
 
-#include <algorithm>
-#include <array>
 #include <cstddef>
-#include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
-#include <string_view>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include <fmt/format.h>
-
-#include "ember/detail/runtime_core.hpp"
-#include "ember/detail/signals.hpp"
+#include "ember/detail/registry_table.hpp"
 #include "ember/errors.hpp"
 #include "ember/names.hpp"
 #include "ember/pid.hpp"
@@ -66,347 +73,111 @@
 
 namespace ember {
 
-/// Whether a key names one process or many.
-enum class registry_keys { unique, duplicate };
+/// A registry's options beyond its key mode.
+struct registry_options {
+  /// 0 picks one per hardware thread (at most 256); any count is rounded up
+  /// to a power of two; more than 4096 is bad_argument.
+  std::size_t partitions = 0;
+  /// Processes told of every registration and unregistration (Elixir's
+  /// :listeners), with a registry_event<K, V> message.
+  std::vector<pid> listeners;
+};
 
 namespace detail {
 
-inline constexpr std::size_t max_registry_partitions = 4096;
-inline constexpr std::size_t default_registry_partitions_cap = 256;
-/// requested (0: one per hardware thread, at most 256), rounded up to a
-/// power of two; bad_argument above max_registry_partitions.
-std::size_t registry_partitions(std::size_t requested);
-/// p's process is alive (takes its hook lock).
-bool registry_holder_alive(const ember::pid& p) noexcept;
-registration_error registry_null_pid(const char* op, const std::string& key);
-registration_error registry_not_alive(const char* op, const std::string& key, const ember::pid& p);
-registration_error registry_taken(const char* op, const std::string& key, const ember::pid& holder);
-
-/// How a registry hashes, compares and takes keys: std::string keys (with
-/// the standard hash and equality) are looked up by string_view, without
-/// allocating; other keys by const K&.
-template <class K, class Hash, class Eq>
-struct registry_key_ops {
-  using arg = const K&;
-  static std::size_t hash(const K& k) { return Hash{}(k); }
-  static bool equal(const K& a, const K& b) { return Eq{}(a, b); }
-  static K make(const K& k) { return k; }
-};
-template <>
-struct registry_key_ops<std::string, std::hash<std::string>, std::equal_to<std::string>> {
-  using arg = std::string_view;
-  static std::size_t hash(std::string_view k) noexcept { return std::hash<std::string_view>{}(k); }
-  static bool equal(std::string_view a, std::string_view b) noexcept { return a == b; }
-  static std::string make(std::string_view k) { return std::string(k); }
-};
-
-/// A key as error messages show it.
-template <class A>
-std::string registry_key_text(const A& k) {
-  if constexpr (std::is_convertible_v<const A&, std::string_view>) return "\"" + std::string(std::string_view(k)) + "\"";
-  else if constexpr (fmt::is_formattable<A>::value) return fmt::format("{}", k);
-  else return "(a key that fmt cannot print)";
-}
-
-/// A few pids, inline up to 16 (what dispatch sends to, outside the lock).
-class pid_buffer {
-public:
-  void push(ember::pid p) {
-    if (n_ < inline_.size()) inline_[n_] = p;
-    else heap_.push_back(p);
-    ++n_;
-  }
-  [[nodiscard]] std::size_t size() const noexcept { return n_; }
-  template <class F>
-  void each(F&& f) const {
-    for (std::size_t i = 0; i < n_ && i < inline_.size(); ++i) f(inline_[i]);
-    for (const ember::pid& p : heap_) f(p);
-  }
-
-private:
-  std::array<ember::pid, 16> inline_{};
-  std::vector<ember::pid> heap_;
-  std::size_t n_ = 0;
-};
-
-/// The table a registry handle shares.  Partition i guards its part of the
-/// map with its own lock; the keys each process holds are also listed in
-/// that process's exit hook (a `holder`), which removes them at its exit.
-/// Lock order: a partition, then a process's hooks_lock; an exiting process
-/// takes its hooks out of its signal state first and then locks partitions.
-template <class K, class Hash, class Eq>
-class registry_table final : public std::enable_shared_from_this<registry_table<K, Hash, Eq>> {
-  using ops = registry_key_ops<K, Hash, Eq>;
-
-public:
-  using arg = typename ops::arg;
-
-  registry_table(registry_keys mode, std::size_t partitions)
-      : mode_(mode), mask_(partitions - 1), parts_(std::make_unique<part[]>(partitions)) {}
-
-  [[nodiscard]] registry_keys mode() const noexcept { return mode_; }
-  [[nodiscard]] std::size_t partitions() const noexcept { return mask_ + 1; }
-
-  /// Put p under key.  nullopt: done.  Otherwise the key was taken (unique:
-  /// by a live process; duplicate: by p itself) and this is the holder.
-  /// Throws registration_error for the null pid or a process not alive.
-  std::optional<ember::pid> claim(arg key, ember::pid p, const char* op) {
-    if (p.is_null() || !p.block()) throw registry_null_pid(op, registry_key_text(key));
-    const std::size_t h = ops::hash(key);
-    part& s = part_of(h);
-    std::unique_lock lk(s.mu);
-    auto it = s.map.find(probe{key, h});
-    if (it != s.map.end()) {
-      slot& sl = it->second;
-      if (mode_ == registry_keys::unique) {
-        if (registry_holder_alive(sl.first)) return sl.first;
-        // Its holder is exiting and has not dropped it yet: its hook will
-        // find the key no longer its own.
-        s.map.erase(it);
-        --s.entries;
-        it = s.map.end();
-      } else if (sl.first == p || std::find(sl.more.begin(), sl.more.end(), p) != sl.more.end()) {
-        return p;
-      }
-    }
-    if (it == s.map.end()) it = s.map.emplace(ops::make(key), slot{p, {}}).first;
-    else it->second.more.push_back(p);
-    ++s.entries;
-    try {
-      attach(key, p, op);
-    } catch (...) {
-      remove_locked(s, it, p);
-      throw;
-    }
-    return std::nullopt;
-  }
-
-  /// Take p from under key; false when it was not there.
-  bool release(arg key, ember::pid p) {
-    const std::size_t h = ops::hash(key);
-    part& s = part_of(h);
-    std::unique_lock lk(s.mu);
-    auto it = s.map.find(probe{key, h});
-    if (it == s.map.end() || !remove_locked(s, it, p)) return false;
-    if (detail::process* b = p.block()) {
-      std::lock_guard<spin_lock> hk(b->hooks_lock);
-      // ordering: acquire pairs with the serial's publication.
-      if (b->serial.load(std::memory_order_acquire) == p.serial() && b->sig)
-        if (auto* mine = static_cast<holder*>(b->sig->hook_of(this))) mine->forget(key);
-    }
-    return true;
-  }
-
-  /// The live holder of key (unique), or the null pid.
-  [[nodiscard]] ember::pid whereis(arg key) const {
-    const std::size_t h = ops::hash(key);
-    const part& s = part_of(h);
-    std::shared_lock lk(s.mu);
-    auto it = s.map.find(probe{key, h});
-    if (it == s.map.end() || !serial_matches(it->second.first)) return {};
-    return it->second.first;
-  }
-
-  /// Every live process under key, into out.
-  void lookup(arg key, pid_buffer& out) const {
-    const std::size_t h = ops::hash(key);
-    const part& s = part_of(h);
-    std::shared_lock lk(s.mu);
-    auto it = s.map.find(probe{key, h});
-    if (it == s.map.end()) return;
-    if (serial_matches(it->second.first)) out.push(it->second.first);
-    for (const ember::pid& q : it->second.more)
-      if (serial_matches(q)) out.push(q);
-  }
-
-  /// The keys p holds here (none when it is not alive).
-  [[nodiscard]] std::vector<K> keys(ember::pid p) const {
-    std::vector<K> out;
-    detail::process* b = p.block();
-    if (!b || p.is_null()) return out;
-    std::lock_guard<spin_lock> hk(b->hooks_lock);
-    if (!alive_locked(b, p.serial()) || !b->sig) return out;
-    if (auto* mine = static_cast<const holder*>(b->sig->hook_of(this))) out = mine->keys;
-    return out;
-  }
-
-  [[nodiscard]] std::size_t count() const {
-    std::size_t n = 0;
-    for (std::size_t i = 0; i <= mask_; ++i) {
-      std::shared_lock lk(parts_[i].mu);
-      n += parts_[i].entries;
-    }
-    return n;
-  }
-
-private:
-  /// A lookup key with its hash, so a lookup hashes the key once (to pick
-  /// the partition) and never builds a K.
-  struct probe {
-    arg key;
-    std::size_t hash;
-  };
-  struct map_hash {
-    using is_transparent = void;
-    // Not noexcept on purpose: libstdc++ then stores each node's hash, so
-    // lookups and rehashing never hash a stored key again.
-    std::size_t operator()(const K& k) const { return ops::hash(k); }
-    std::size_t operator()(const probe& p) const noexcept { return p.hash; }
-  };
-  struct map_eq {
-    using is_transparent = void;
-    bool operator()(const K& a, const K& b) const { return ops::equal(a, b); }
-    bool operator()(const probe& a, const K& b) const { return ops::equal(a.key, b); }
-    bool operator()(const K& a, const probe& b) const { return ops::equal(a, b.key); }
-  };
-  struct slot {
-    ember::pid first;               // unique: the holder
-    std::vector<ember::pid> more;   // duplicate: the others
-  };
-  using map_type = std::unordered_map<K, slot, map_hash, map_eq>;
-  struct alignas(64) part {
-    mutable std::shared_mutex mu;
-    map_type map;             // guarded by mu
-    std::size_t entries = 0;  // guarded by mu: (key, pid) pairs
-  };
-
-  /// One process's keys in this table: its exit hook.  Guarded by that
-  /// process's hooks_lock until the process exits; then owned by the exit.
-  struct holder final : exit_hook {
-    explicit holder(std::shared_ptr<registry_table> t) : exit_hook(t.get()), table(std::move(t)) {}
-    void process_exited(ember::pid me) noexcept override { table->drop(keys, me); }
-    [[nodiscard]] std::size_t bytes() const noexcept override { return sizeof(*this) + keys.capacity() * sizeof(K); }
-    void forget(arg key) {
-      for (std::size_t i = 0; i < keys.size(); ++i)
-        if (ops::equal(keys[i], key)) {
-          if (i + 1 != keys.size()) keys[i] = std::move(keys.back());
-          keys.pop_back();
-          return;
-        }
-    }
-    std::shared_ptr<registry_table> table;  // ownership: keeps the table while p holds keys
-    std::vector<K> keys;
-  };
-
-  part& part_of(std::size_t h) const noexcept {
-    // Fibonacci hashing: the partition comes from other bits than the
-    // map's bucket, and a weak hash (identity for integers) still spreads.
-    return parts_[std::size_t((std::uint64_t(h) * 0x9E3779B97F4A7C15ull) >> 32) & mask_];
-  }
-
-  static bool serial_matches(const ember::pid& q) noexcept {
-    // ordering: acquire pairs with the serial's publication; a cleared or
-    // reused block fails the comparison.
-    return q.block() && q.block()->serial.load(std::memory_order_acquire) == q.serial();
-  }
-
-  /// List key in p's exit hook, if p is alive (partition lock held).
-  void attach(arg key, ember::pid p, const char* op) {
-    detail::process* b = p.block();
-    std::lock_guard<spin_lock> hk(b->hooks_lock);
-    if (!alive_locked(b, p.serial())) throw registry_not_alive(op, registry_key_text(key), p);
-    signal_state& st = b->signals();
-    auto* mine = static_cast<holder*>(st.hook_of(this));
-    if (!mine) {
-      st.exit_hooks.push_back(std::make_unique<holder>(this->shared_from_this()));
-      mine = static_cast<holder*>(st.exit_hooks.back().get());
-    }
-    mine->keys.push_back(ops::make(key));
-  }
-
-  /// Take p out of the slot at it (partition lock held); false if absent.
-  bool remove_locked(part& s, typename map_type::iterator it, ember::pid p) {
-    slot& sl = it->second;
-    if (sl.first == p) {
-      if (sl.more.empty()) {
-        s.map.erase(it);
-      } else {
-        sl.first = sl.more.back();
-        sl.more.pop_back();
-      }
-    } else {
-      auto m = std::find(sl.more.begin(), sl.more.end(), p);
-      if (m == sl.more.end()) return false;
-      *m = sl.more.back();
-      sl.more.pop_back();
-    }
-    --s.entries;
-    return true;
-  }
-
-  /// me has exited: take it from under each of its keys.
-  void drop(const std::vector<K>& keys, ember::pid me) noexcept {
-    for (const K& k : keys) {
-      const std::size_t h = ops::hash(k);
-      part& s = part_of(h);
-      std::unique_lock lk(s.mu);
-      auto it = s.map.find(probe{k, h});
-      if (it != s.map.end()) remove_locked(s, it, me);
-    }
-  }
-
-  const registry_keys mode_;
-  const std::size_t mask_;
-  std::unique_ptr<part[]> parts_;
-};
-
-/// A registry key as a via_name.
-template <class K, class Hash, class Eq>
+/// A registry key (and the value to register with) as a via_name.
+template <class K, class V, class Hash, class Eq>
 class registry_via final : public via_name::service {
 public:
-  registry_via(std::shared_ptr<registry_table<K, Hash, Eq>> t, K key) : t_(std::move(t)), key_(std::move(key)) {}
+  registry_via(std::shared_ptr<registry_table<K, V, Hash, Eq>> t, K key, V value)
+      : t_(std::move(t)), key_(std::move(key)), value_(std::move(value)) {}
   [[nodiscard]] ember::pid whereis() const override { return t_->whereis(key_); }
   [[nodiscard]] std::optional<ember::pid> register_name(ember::pid p) const override {
-    return t_->claim(key_, p, "ember::via_name::register_name");
+    return t_->claim(key_, p, value_, "ember::via_name::register_name");
   }
-  bool unregister_name(ember::pid p) const override { return t_->release(key_, p); }
+  bool unregister_name(ember::pid p) const override { return t_->release(key_, p) != 0; }
   [[nodiscard]] std::string to_string() const override { return "via(registry, " + registry_key_text(key_) + ")"; }
 
 private:
-  std::shared_ptr<registry_table<K, Hash, Eq>> t_;
+  std::shared_ptr<registry_table<K, V, Hash, Eq>> t_;
   K key_;
+  V value_;
 };
 
 }  // namespace detail
 
-/// A handle to a registry of keys of type K.  Copies share the table.
-template <class K, class Hash = std::hash<K>, class Eq = std::equal_to<K>>
+/// A handle to a registry of keys of type K, each registration carrying a
+/// value of type V.  Copies share the table.
+template <class K, class V = no_value, class Hash = std::hash<K>, class Eq = std::equal_to<K>>
 class registry {
-  using table = detail::registry_table<K, Hash, Eq>;
+  using table = detail::registry_table<K, V, Hash, Eq>;
 
 public:
   using key_type = K;
+  using value_type = V;
   /// How keys are passed: std::string_view for std::string keys, else const K&.
   using key_arg = typename table::arg;
+  /// (pid, value): what lookup, match and dispatch's function see.
+  using entry = registry_entry<V>;
+  /// (key, pid, value): what select sees.
+  using match_type = registry_match<K, V>;
+  /// What listeners receive.
+  using event = registry_event<K, V>;
 
-  /// partitions: 0 picks one per hardware thread (at most 256); any count is
-  /// rounded up to a power of two; more than 4096 is bad_argument.
   explicit registry(registry_keys keys, std::size_t partitions = 0)
-      : t_(std::make_shared<table>(keys, detail::registry_partitions(partitions))) {}
+      : registry(keys, registry_options{.partitions = partitions, .listeners = {}}) {}
+  registry(registry_keys keys, registry_options o)
+      : t_(std::make_shared<table>(keys, detail::registry_partitions(o.partitions), std::move(o.listeners))) {}
 
   [[nodiscard]] registry_keys key_mode() const noexcept { return t_->mode(); }
   [[nodiscard]] std::size_t partitions() const noexcept { return t_->partitions(); }
 
-  /// Register the calling process under key.  Process context.
-  void register_name(key_arg key) {
-    register_name(key, detail::current_or_throw("registry::register_name")->self_pid());
+  // -- registering ----------------------------------------------------------
+  /// Register the calling process under key (value V{}).  Process context.
+  void register_name(key_arg key) { register_name(key, self_for("registry::register_name"), V{}); }
+  /// Register the calling process under key with value (Elixir's
+  /// register/3).  Process context.
+  void register_name(key_arg key, V value)
+    requires(!std::is_same_v<V, pid>)
+  {
+    register_name(key, self_for("registry::register_name"), std::move(value));
   }
-  /// Register p under key.  Any thread.  registration_error: the key is
-  /// taken (unique: by a live process; duplicate: by p itself) — the text
-  /// names the holder; p is null or not alive.
-  void register_name(key_arg key, pid p) {
+  /// Register p under key (value V{}).  Any thread.
+  void register_name(key_arg key, pid p) { register_name(key, p, V{}); }
+  /// Register p under key with value.  Any thread.  registration_error:
+  /// the unique key is taken by a live process (the text names it); p is
+  /// null or not alive.
+  void register_name(key_arg key, pid p, V value) {
     static constexpr const char* op = "ember::registry::register_name";
-    if (auto holder = t_->claim(key, p, op)) throw detail::registry_taken(op, detail::registry_key_text(key), *holder);
+    if (auto holder = t_->claim(key, p, std::move(value), op))
+      throw detail::registry_taken(op, detail::registry_key_text(key), *holder);
   }
-  /// Unregister the calling process from key; false if it was not under
-  /// it.  Process context.
-  bool unregister_name(key_arg key) {
-    return t_->release(key, detail::current_or_throw("registry::unregister_name")->self_pid());
-  }
-  /// Unregister p from key; false if it was not under it.  Any thread.
-  bool unregister_name(key_arg key, pid p) { return t_->release(key, p); }
 
-  /// The live process under key (unique keys; bad_argument otherwise).
+  /// Remove every registration of the calling process under key; false if
+  /// it had none.  Process context.
+  bool unregister_name(key_arg key) { return t_->release(key, self_for("registry::unregister_name")) != 0; }
+  /// The same for p.  Any thread.
+  bool unregister_name(key_arg key, pid p) { return t_->release(key, p) != 0; }
+  /// Remove the calling process's registrations under key whose value
+  /// satisfies pred(const V&); how many went.  Process context.
+  template <class Pred>
+  std::size_t unregister_match(key_arg key, Pred&& pred) {
+    return t_->release(key, self_for("registry::unregister_match"), std::forward<Pred>(pred));
+  }
+
+  /// Replace the calling process's value under a unique key with
+  /// fn(const V& old); the new and the old value, or nullopt when the
+  /// process does not hold the key (Elixir's update_value).  Process
+  /// context; bad_argument on a duplicate-key registry.
+  template <class F>
+  std::optional<std::pair<V, V>> update_value(key_arg key, F&& fn) {
+    if (t_->mode() != registry_keys::unique)
+      throw bad_argument("ember::registry::update_value: a duplicate-key registry has no single owner per key");
+    return t_->update(key, self_for("registry::update_value"), std::forward<F>(fn));
+  }
+
+  // -- looking up -------------------------------------------------------------
+  /// The live process under a unique key (bad_argument otherwise).
   [[nodiscard]] std::optional<pid> whereis(key_arg key) const {
     if (t_->mode() != registry_keys::unique)
       throw bad_argument("ember::registry::whereis: a duplicate-key registry has no single holder; use lookup");
@@ -414,45 +185,110 @@ public:
     if (p.is_null()) return std::nullopt;
     return p;
   }
-  /// Every live process under key (in no particular order).
-  [[nodiscard]] std::vector<pid> lookup(key_arg key) const {
-    detail::pid_buffer b;
-    t_->lookup(key, b);
+  /// Every live registration under key, (pid, value), in no particular order.
+  [[nodiscard]] std::vector<entry> lookup(key_arg key) const { return t_->entries(key); }
+  /// The processes of lookup(key) only (one per registration).
+  [[nodiscard]] std::vector<pid> pids(key_arg key) const {
+    detail::small_buffer<pid> b;
+    t_->visit(key, [&](const entry& e) { b.push(e.pid); });
     std::vector<pid> out;
     out.reserve(b.size());
-    b.each([&](const pid& p) { out.push_back(p); });
+    b.each([&](pid& p) { out.push_back(p); });
     return out;
   }
-  /// Send a copy of msg to every process under key; returns how many.
-  /// Any thread (in a process: one reduction per send).
-  template <class T>
-  std::size_t dispatch(key_arg key, const T& msg) const {
-    detail::pid_buffer b;
-    t_->lookup(key, b);  // sends happen outside the partition's lock
-    b.each([&](const pid& p) { ember::send(p, msg); });
-    return b.size();
+  /// The values p registered under key (none, one, or — duplicate keys —
+  /// several).
+  [[nodiscard]] std::vector<V> values(key_arg key, pid p) const {
+    std::vector<V> out;
+    t_->visit(key, [&](const entry& e) {
+      if (e.pid == p) out.push_back(e.value);
+    });
+    return out;
   }
-  /// The keys p holds in this registry (empty when it is not alive).
+  /// The registrations under key whose value satisfies pred(const V&).
+  template <class Pred>
+  [[nodiscard]] std::vector<entry> match(key_arg key, Pred&& pred) const {
+    std::vector<entry> out;
+    t_->visit(key, [&](const entry& e) {
+      if (pred(std::as_const(e.value))) out.push_back(e);
+    });
+    return out;
+  }
+  template <class Pred>
+  [[nodiscard]] std::size_t count_match(key_arg key, Pred&& pred) const {
+    std::size_t n = 0;
+    t_->visit(key, [&](const entry& e) { n += pred(std::as_const(e.value)) ? 1 : 0; });
+    return n;
+  }
+  /// Every registration (key, pid, value) that satisfies
+  /// pred(const K&, pid, const V&), partition by partition (each seen at
+  /// one moment, not the whole table at once).
+  template <class Pred>
+  [[nodiscard]] std::vector<match_type> select(Pred&& pred) const {
+    std::vector<match_type> out;
+    t_->visit_all([&](const K& k, const entry& e) {
+      if (pred(k, e.pid, std::as_const(e.value))) out.push_back(match_type{k, e.pid, e.value});
+    });
+    return out;
+  }
+  template <class Pred>
+  [[nodiscard]] std::size_t count_select(Pred&& pred) const {
+    std::size_t n = 0;
+    t_->visit_all([&](const K& k, const entry& e) { n += pred(k, e.pid, std::as_const(e.value)) ? 1 : 0; });
+    return n;
+  }
+  /// The keys p holds in this registry, once per registration (empty when
+  /// it is not alive).
   [[nodiscard]] std::vector<K> keys(pid p) const { return t_->keys(p); }
-  /// (key, process) pairs registered now.
+  /// Registrations now.
   [[nodiscard]] std::size_t count() const { return t_->count(); }
 
-  /// key as a via_name: what gen_server and send take as a name.  Unique
-  /// keys only (bad_argument otherwise).  Allocates; keep it to reuse it.
-  [[nodiscard]] via_name via(key_arg key) const {
+  // -- dispatching ------------------------------------------------------------
+  /// Call fn with the registrations under key (a const std::vector<entry>&),
+  /// outside the registry's locks, if there are any (Elixir's dispatch/3);
+  /// returns how many there were.  Any thread.
+  template <class F>
+    requires std::is_invocable_v<F&, const std::vector<registry_entry<V>>&>
+  std::size_t dispatch(key_arg key, F&& fn) const {
+    const std::vector<entry> es = lookup(key);
+    if (!es.empty()) fn(es);
+    return es.size();
+  }
+  /// Send a copy of msg to every process under key (once per
+  /// registration); returns how many.  Any thread (in a process: one
+  /// reduction per send).
+  template <class T>
+  std::size_t dispatch(key_arg key, const T& msg) const {
+    detail::small_buffer<pid> b;
+    t_->visit(key, [&](const entry& e) { b.push(e.pid); });  // sends happen outside the lock
+    b.each([&](pid& p) { ember::send(p, msg); });
+    return b.size();
+  }
+
+  // -- via-names --------------------------------------------------------------
+  /// key as a via_name: what gen_server and send take as a name; a server
+  /// started under it registers with `value`.  Unique keys only
+  /// (bad_argument otherwise).  Allocates; keep it to reuse it.
+  [[nodiscard]] via_name via(key_arg key, V value = V{}) const {
     if (t_->mode() != registry_keys::unique)
       throw bad_argument("ember::via: via-names need a unique-key registry");
-    return via_name(std::make_shared<const detail::registry_via<K, Hash, Eq>>(t_, K(key)));
+    return via_name(std::make_shared<const detail::registry_via<K, V, Hash, Eq>>(t_, K(key), std::move(value)));
   }
 
 private:
+  static pid self_for(const char* op) { return detail::current_or_throw(op)->self_pid(); }
   std::shared_ptr<table> t_;
 };
 
-/// ember::via(registry, key): see registry::via.
-template <class K, class Hash, class Eq>
-[[nodiscard]] via_name via(const registry<K, Hash, Eq>& r, typename registry<K, Hash, Eq>::key_arg key) {
+/// ember::via(registry, key[, value]): see registry::via.
+template <class K, class V, class Hash, class Eq>
+[[nodiscard]] via_name via(const registry<K, V, Hash, Eq>& r, typename registry<K, V, Hash, Eq>::key_arg key) {
   return r.via(key);
+}
+template <class K, class V, class Hash, class Eq>
+[[nodiscard]] via_name via(const registry<K, V, Hash, Eq>& r, typename registry<K, V, Hash, Eq>::key_arg key,
+                           V value) {
+  return r.via(key, std::move(value));
 }
 
 }  // namespace ember

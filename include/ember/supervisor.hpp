@@ -28,8 +28,22 @@
 //    gets its shutdown time (5 s for workers, infinity for supervisors),
 //    then it is killed; brutal_kill kills at once.  The same happens to all
 //    of them when the supervisor's parent stops it.
+//  - start_link(init) runs an init callback in the supervisor's process
+//    (OTP's init/1) for its flags and children, or ignore.  auto_shutdown
+//    (any_significant, all_significant) stops the supervisor when
+//    significant children exit by themselves.  which_child,
+//    get_childspec, check_childspecs as OTP's; bad specs throw spec_error
+//    naming the field (child_spec.hpp).
 //  - Beyond OTP: a child may have a restart_backoff: its restarts wait a
 //    delay that doubles per consecutive restart up to a cap.
+//  - Exit signals are handled before calls queued ahead of them (decision
+//    0011): which_children never reports a child running after its `down`
+//    has been seen.  Finding a child by id or pid is O(1); stopping n
+//    children with m calls queued is O(n + m).
+//  - A start function must return a process linked to the supervisor:
+//    the supervisor's own pid, another child's, or an unlinked process
+//    fail the start.  A child waiting to be restarted answers `restarting`
+//    to restart_child and delete_child.
 //  - Reports through the runtime's logger: a child that exits abnormally
 //    (id, pid, reason, action), a start that failed, a child that did not
 //    stop with `shutdown`, the restart intensity reached (errors), and each
@@ -41,25 +55,27 @@
 #pragma once
 
 #include <chrono>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <fmt/format.h>
 
-#include "ember/detail/timeout_arg.hpp"
 #include "ember/errors.hpp"
 #include "ember/exit_reason.hpp"
 #include "ember/gen_server.hpp"
+#include "ember/child_spec.hpp"
 #include "ember/pid.hpp"
+#include "ember/proc_lib.hpp"
 
 namespace ember::supervisor {
 
@@ -68,111 +84,50 @@ inline constexpr restart_strategy one_for_one = restart_strategy::one_for_one;
 inline constexpr restart_strategy one_for_all = restart_strategy::one_for_all;
 inline constexpr restart_strategy rest_for_one = restart_strategy::rest_for_one;
 
-/// When a child is restarted (see the top of this file).
-enum class restart_type { permanent, transient, temporary };
-inline constexpr restart_type permanent = restart_type::permanent;
-inline constexpr restart_type transient = restart_type::transient;
-inline constexpr restart_type temporary = restart_type::temporary;
-
-enum class child_type { worker, supervisor };
-
-/// How a child is stopped: killed at once, or sent `shutdown` and killed if
-/// it has not exited within a time (or never killed: infinity).
-class shutdown_spec {
-public:
-  static shutdown_spec brutal_kill() noexcept { return shutdown_spec(-2); }
-  static shutdown_spec infinity() noexcept { return shutdown_spec(-1); }
-  /// t >= 0, any duration (rounded up to whole ms); a negative t or NaN is
-  /// bad_argument.  A t longer than max_timer_delay (~49.7 days: +inf, any
-  /// unit's max()) is infinity.
-  template <class Rep, class Period>
-  static shutdown_spec timeout(std::chrono::duration<Rep, Period> t) {
-    const long double ms = std::chrono::duration<long double, std::milli>(t).count();
-    if (!(ms >= 0))  // and NaN
-      throw bad_argument("ember::supervisor::shutdown_spec::timeout: t = " + ember::detail::describe_ms(ms * 1e6L) +
-                         ": must be >= 0");
-    if (ms > static_cast<long double>(max_timer_delay.count())) return infinity();
-    return shutdown_spec(static_cast<std::int64_t>(std::ceil(ms)));
-  }
-  [[nodiscard]] bool is_brutal_kill() const noexcept { return ms_ == -2; }
-  [[nodiscard]] bool is_infinity() const noexcept { return ms_ == -1; }
-  /// The time, when it is a timeout.
-  [[nodiscard]] std::chrono::milliseconds time() const noexcept { return std::chrono::milliseconds(ms_ < 0 ? 0 : ms_); }
-  friend bool operator==(const shutdown_spec&, const shutdown_spec&) = default;
-
-private:
-  explicit shutdown_spec(std::int64_t ms) noexcept : ms_(ms) {}
-  std::int64_t ms_;
-};
-
-/// Beyond OTP: a child's restarts wait `initial`, then twice as long after
-/// each consecutive restart, up to `max`; once the child has run for `max`
-/// without exiting, the next restart waits `initial` again.  Needs
-/// 0 < initial <= max <= max_timer_delay (~49.7 days), else bad_argument.
-struct restart_backoff {
-  std::chrono::milliseconds initial{100};
-  std::chrono::milliseconds max{30000};
-};
-
-/// What a child's start function returns: the child (started and linked to
-/// the calling process, the supervisor), `ignore` (nothing started; fine),
-/// or an error.
-class started {
-public:
-  started(ember::pid p) : pid_(p) {}  // NOLINT: a started child
-  /// gen_server::start_link's result: the server, or its error (a taken
-  /// name counts as an error, as OTP's {error, {already_started, Pid}}).
-  /// init's ignore() is started::ignore().
-  template <class S>
-  started(const gen_server::start_result<S>& r)  // NOLINT
-      : pid_(r ? r.pid() : ember::pid{}),
-        error_(r || r.ignored() ? std::nullopt : std::optional<exit_reason>(r.error())) {}
-  static started ignore() { return started(ember::pid{}); }
-  static started error(exit_reason r) {
-    started s{ember::pid{}};
-    s.error_ = std::move(r);
-    return s;
-  }
-  [[nodiscard]] bool ok() const noexcept { return !error_; }
-  [[nodiscard]] bool ignored() const noexcept { return !error_ && pid_.is_null(); }
-  [[nodiscard]] ember::pid pid() const noexcept { return pid_; }
-  [[nodiscard]] const exit_reason& error_reason() const noexcept { return *error_; }
-
-private:
-  ember::pid pid_;
-  std::optional<exit_reason> error_;
-};
-
-/// A child: how to start it, when to restart it, how to stop it.
-struct child_spec {
-  /// Unique among a supervisor's children; not empty (dynamic supervisors
-  /// ignore it).
-  std::string id;
-  /// Runs in the supervisor's process; must start a process linked to it.
-  /// Throwing counts as an error.
-  std::function<started()> start;
-  restart_type restart = restart_type::permanent;
-  /// Unset: 5000 ms for a worker, infinity for a supervisor.
-  std::optional<shutdown_spec> shutdown;
-  child_type type = child_type::worker;
-  /// Unset: restart at once.
-  std::optional<restart_backoff> backoff;
-
-  [[nodiscard]] shutdown_spec shutdown_or_default() const noexcept {
-    if (shutdown) return *shutdown;
-    return type == child_type::supervisor ? shutdown_spec::infinity()
-                                          : shutdown_spec::timeout(std::chrono::milliseconds(5000));
-  }
-};
-
 /// A supervisor's restart strategy and intensity.
 struct flags {
   restart_strategy strategy = restart_strategy::one_for_one;
   /// More than `intensity` restarts within `period` stop the supervisor.
-  /// period > 0; one beyond 2^62 ns (~146 years) is taken as that.
   int intensity = 1;
   std::chrono::milliseconds period{5000};
+  /// OTP 24's automatic shutdown: never (significant children are
+  /// refused), any_significant (the supervisor stops with `shutdown` when
+  /// a significant child exits by itself and is not restarted: a transient
+  /// one normally, a temporary one with any reason), all_significant (the
+  /// same, when the last running significant child does).  An exit the
+  /// supervisor causes (terminate_child, a restart, its shutdown) does not
+  /// count.
+  supervisor::auto_shutdown auto_shutdown = supervisor::auto_shutdown::never;
 };
+inline constexpr auto_shutdown never = auto_shutdown::never;
+inline constexpr auto_shutdown any_significant = auto_shutdown::any_significant;
+inline constexpr auto_shutdown all_significant = auto_shutdown::all_significant;
+
+/// What a supervisor's init callback returns: its flags and children, or
+/// ignore (the supervisor does not start; start returns ignored(), and as
+/// a child of another supervisor it counts as an ignored child).
+class init_result {
+public:
+  init_result(supervisor::flags f, std::vector<child_spec> children)  // NOLINT: {flags, children}
+      : flags_(f), children_(std::move(children)) {}
+  static init_result ignore() {
+    init_result r({}, {});
+    r.ignore_ = true;
+    return r;
+  }
+  [[nodiscard]] bool ignored() const noexcept { return ignore_; }
+  [[nodiscard]] const supervisor::flags& flags() const noexcept { return flags_; }
+  [[nodiscard]] std::vector<child_spec>& children() noexcept { return children_; }
+
+private:
+  supervisor::flags flags_;
+  std::vector<child_spec> children_;
+  bool ignore_ = false;
+};
+/// OTP's Module:init/1: runs in the new supervisor's process before any
+/// child starts.  Throwing fails the start with the exception's text; a
+/// bad flag or spec fails it with the spec_error's text.
+using init_fn = std::function<init_result()>;
 
 enum class child_status { running, restarting, stopped };
 
@@ -199,9 +154,11 @@ enum class child_error {
   not_found,        // no child with that id (or pid)
   running,          // restart_child / delete_child on a running child
   already_present,  // start_child: the id is taken by a child not running
-  already_started,  // start_child: the id is taken by a running child (pid())
+  already_started,  // start_child: the id is taken by a running child, or the
+                    // child's name by another process (pid(): the holder)
   start_failed,     // the start function returned an error (reason())
   max_children,     // dynamic_supervisor: max_children reached
+  restarting,       // restart_child / delete_child on a child waiting to be restarted
 };
 
 /// The outcome of start_child, terminate_child, restart_child, delete_child.
@@ -242,8 +199,10 @@ using ref = gen_server::server<detail::static_server>;
 using start_result = gen_server::start_result<detail::static_server>;
 
 /// Start a supervisor linked to the caller, with its children (see the top
-/// of this file).  Throws bad_argument for a bad flag or spec (negative
-/// intensity, period ≤ 0, empty or repeated id, no start function).
+/// of this file).  Throws spec_error (a bad_argument) for a bad flag or
+/// spec (negative intensity, period ≤ 0, empty or repeated id, no start
+/// function, a significant child that is permanent or under auto_shutdown
+/// never, ...), naming the field.
 /// A name (gen_server::name, or a via_name: ember::via(registry, key))
 /// registers it as a gen_server's would.
 start_result start_link(flags f, std::vector<child_spec> children);
@@ -253,11 +212,49 @@ start_result start_link(ember::via_name n, flags f, std::vector<child_spec> chil
 start_result start(flags f, std::vector<child_spec> children);
 start_result start(gen_server::name n, flags f, std::vector<child_spec> children);
 start_result start(ember::via_name n, flags f, std::vector<child_spec> children);
+namespace detail {
+template <class F>
+concept init_callback = std::is_invocable_r_v<init_result, F&> && !std::is_same_v<std::decay_t<F>, flags>;
+start_result start_with(ember::via_name n, init_fn init, bool link);
+ember::via_name named(gen_server::name n, const char* op);
+}  // namespace detail
+
+/// Start a supervisor whose flags and children come from `init`, run in
+/// the supervisor's process (OTP's init/1; init_result::ignore() makes the
+/// start return false with ignored()).
+template <detail::init_callback F>
+start_result start_link(F&& init) {
+  return detail::start_with(ember::via_name{}, init_fn(std::forward<F>(init)), true);
+}
+template <detail::init_callback F>
+start_result start_link(gen_server::name n, F&& init) {
+  return detail::start_with(detail::named(std::move(n), "start_link"), init_fn(std::forward<F>(init)), true);
+}
+template <detail::init_callback F>
+start_result start_link(ember::via_name n, F&& init) {
+  return detail::start_with(std::move(n), init_fn(std::forward<F>(init)), true);
+}
+template <detail::init_callback F>
+start_result start(F&& init) {
+  return detail::start_with(ember::via_name{}, init_fn(std::forward<F>(init)), false);
+}
+template <detail::init_callback F>
+start_result start(gen_server::name n, F&& init) {
+  return detail::start_with(detail::named(std::move(n), "start"), init_fn(std::forward<F>(init)), false);
+}
+template <detail::init_callback F>
+start_result start(ember::via_name n, F&& init) {
+  return detail::start_with(std::move(n), init_fn(std::forward<F>(init)), false);
+}
 
 /// Every child, in start order.
 std::vector<child_info> which_children(const ref& sup);
+/// One child by id (nullopt: no such child).
+std::optional<child_info> which_child(const ref& sup, std::string_view id);
+/// The spec of child id, as the supervisor holds it (nullopt: no such child).
+std::optional<child_spec> get_childspec(const ref& sup, std::string_view id);
 child_counts count_children(const ref& sup);
-/// Add a child at the end and start it.
+/// Add a child at the end and start it.  A bad spec throws spec_error.
 child_result start_child(const ref& sup, child_spec spec);
 /// Stop a running child (the spec stays, except a temporary child's).
 child_result terminate_child(const ref& sup, std::string_view id);
@@ -266,137 +263,9 @@ child_result restart_child(const ref& sup, std::string_view id);
 /// Remove a child that is not running.
 child_result delete_child(const ref& sup, std::string_view id);
 
-/// A gen_server child: start_link<S>(args...) (copies of args at each
-/// start).  A leading gen_server::name{...} names the server.
-template <class S, class... A>
-child_spec worker(std::string id, A&&... args) {
-  auto saved = std::make_shared<const std::tuple<std::decay_t<A>...>>(std::forward<A>(args)...);
-  child_spec c;
-  c.id = std::move(id);
-  c.start = [saved]() -> started {
-    return std::apply([](const auto&... a) { return started(gen_server::start_link<S>(a...)); }, *saved);
-  };
-  return c;
-}
-
 /// A supervisor child (type supervisor, shutdown infinity).
 child_spec supervisor_child(std::string id, flags f, std::vector<child_spec> children);
-
-namespace detail {
-
-/// A child as a supervisor keeps it.
-struct child_state {
-  child_spec spec;
-  std::uint64_t key = 0;      // names it in a restart_tick (its place in a list may change)
-  ember::pid pid;
-  bool restarting = false;    // a restart is scheduled (backoff or retry)
-  std::uint64_t gen = 0;      // tells a stale restart_tick from the current one
-  std::int64_t started_ns = 0;
-  std::int64_t next_delay_ms = -1;  // backoff: the next delay; -1: initial
-};
-
-/// A scheduled restart (backoff delay, or a retry after a failed start).
-struct restart_tick {
-  std::uint64_t key;  // child_state::key
-  std::uint64_t gen;
-};
-
-/// Restarts within the period (OTP's add_restart).
-class restart_window {
-public:
-  restart_window(int intensity, std::chrono::milliseconds period)
-      : intensity_(intensity),
-        period_ns_(period.count() > ember::detail::max_timeout_ns / 1000000 ? ember::detail::max_timeout_ns
-                                                                             : period.count() * 1000000) {}
-  /// Record a restart at now; true when that makes too many.
-  bool add(std::int64_t now_ns);
-
-private:
-  int intensity_;
-  std::int64_t period_ns_;
-  std::vector<std::int64_t> times_;
-};
-
-/// What the supervisors share: reports, starting and stopping children,
-/// restart decisions, backoff.
-struct sup_base {
-  std::string name;  // for reports; the pid when empty
-  restart_window window;
-
-  sup_base(std::string n, int intensity, std::chrono::milliseconds period)
-      : name(std::move(n)), window(intensity, period) {}
-  [[nodiscard]] std::string label() const;
-  /// Run c's start function; on success c.pid is set.  Reports.
-  started start(child_state& c);
-  /// Stop the children (unlink, `shutdown` or kill, wait, kill after the
-  /// shutdown time), all at once; reports those that did not stop with
-  /// `shutdown`.  Their pids are cleared.
-  void stop_children(const std::vector<child_state*>& cs);
-  void stop_child(child_state& c) { stop_children({&c}); }
-  /// After c exited with r: report it; true when it is to be restarted.
-  bool exited(child_state& c, const exit_reason& r);
-  /// Schedule a restart of c: after its backoff delay, if it has one, else
-  /// at once (a retry after a failed start).
-  void schedule(child_state& c);
-  /// The restart is due: false when the intensity is exceeded (reported).
-  bool may_restart();
-  [[nodiscard]] static child_info info_of(const child_state& c);
-};
-
-void validate(const flags& f);
-void validate(const child_spec& c, bool need_id);
-
-class static_server : public gen_server::behaviour<static_server> {
-public:
-  struct which_req {};
-  struct count_req {};
-  struct start_req {
-    child_spec spec;
-  };
-  struct terminate_req {
-    std::string id;
-  };
-  struct restart_req {
-    std::string id;
-  };
-  struct delete_req {
-    std::string id;
-  };
-  using info = gen_server::types<exit_message, restart_tick>;
-
-  static_server(flags f, std::vector<child_spec> children, std::string name);
-  next init();
-  std::vector<child_info> handle_call(const which_req&);
-  child_counts handle_call(const count_req&);
-  child_result handle_call(start_req r);
-  child_result handle_call(const terminate_req& r);
-  child_result handle_call(const restart_req& r);
-  child_result handle_call(const delete_req& r);
-  next handle_info(const exit_message& m);
-  next handle_info(const restart_tick& t);
-  void terminate(const exit_reason& r);
-
-private:
-  /// Restart child i by the strategy; a start that fails is retried.
-  void restart(std::size_t i);
-  /// Start the children from i on that are not running, in order, until
-  /// one fails (its retry is scheduled).
-  void start_from(std::size_t i);
-  /// Stop the running children in [from, to) in reverse order.
-  void stop_range(std::size_t from, std::size_t to);
-  /// Remove the temporary children that are not running.
-  void drop_stopped_temporaries();
-  [[nodiscard]] std::size_t index_of(std::string_view id) const;
-  [[nodiscard]] std::size_t index_of_key(std::uint64_t key) const;
-  [[nodiscard]] std::size_t index_of_pid(const ember::pid& p) const;
-
-  flags flags_;
-  sup_base base_;
-  std::vector<child_state> children_;
-  std::uint64_t next_key_ = 1;
-};
-
-}  // namespace detail
+child_spec supervisor_child(std::string id, init_fn init);
 
 }  // namespace ember::supervisor
 

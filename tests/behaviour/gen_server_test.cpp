@@ -132,6 +132,35 @@ TEST_CASE("gen_server: init that throws or returns stop makes start return the e
   });
 }
 
+TEST_CASE("gen_server: a failed start_link (init throws, init stops, name taken) leaves no exit_message in a "
+          "trapping starter's mailbox, and the server has exited when it returns",
+          "[gen_server]") {
+  const unsigned workers = GENERATE(1u, 2u, 4u);
+  in_process(workers, [] {
+    ember::process_flag(ember::trap_exit, true);
+    auto holder = gs::start<counter>(gs::name{"taken"});
+    REQUIRE(holder);
+    for (int how : {1, 2, 3}) {
+      if (how == 3) {
+        auto s = gs::start_link<counter>(gs::name{"taken"});
+        REQUIRE(s.already_started());
+        REQUIRE(s.pid() == holder.pid());
+      } else {
+        REQUIRE_FALSE(gs::start_link<failing_init>(how));
+      }
+      // OTP's proc_lib takes the failed child's 'EXIT' out of the starter's
+      // mailbox: nothing of it is left here.
+      auto left = ember::receive([](const ember::exit_message& m) { return m.from; },
+                                 ember::after(0ms, [] { return ember::pid{}; }));
+      REQUIRE(left.is_null());
+    }
+    // The starter's own links still work as before.
+    ember::pid w = ember::spawn_link([] {});
+    REQUIRE(ember::receive([](const ember::exit_message& m) { return m.from; }) == w);
+    gs::stop(holder.server());
+  });
+}
+
 TEST_CASE("gen_server: a second start under a taken name returns already_started with the holder's pid",
           "[gen_server]") {
   in_process(2, [] {
@@ -144,6 +173,47 @@ TEST_CASE("gen_server: a second start under a taken name returns already_started
     REQUIRE(gs::call(gs::server<counter>("ctr"), inc{}) == 1);
     gs::stop(gs::server<counter>("ctr"));
     REQUIRE_THROWS_AS(gs::call(gs::server<counter>("ctr"), inc{}), ember::call_noproc);
+  });
+}
+
+TEST_CASE("gen_server: a call that reaches a reused control block after its server exited is answered "
+          "noproc, not left to time out",
+          "[gen_server]") {
+  // The race: a caller checks the server's pid, the server exits and its
+  // block is reused by a new process, then the caller's push lands in the
+  // new process's mailbox.  The new process must answer it (call_noproc),
+  // as the old one's exit would have.  Staged by hand on one worker: a
+  // block freed there is the next one its spawn takes.
+  in_process(1, [] {
+    ember::pid old = ember::spawn([] {});
+    auto m = ember::monitor(old);
+    ember::receive(ember::when([m](const ember::down& d) { return d.ref == m; }, [](ember::down) {}));
+    auto s = gs::start<counter>();
+    REQUIRE(s);
+    REQUIRE(s.pid().block() == old.block());  // the same control block, a new incarnation
+    REQUIRE(s.pid().serial() != old.serial());
+
+    namespace ed = ember::detail;
+    ed::process* self = ed::this_process();
+    const std::uint64_t ref = ++self->call_seq;
+    self->call_ref.store(ref);
+    using body = gs::detail::request_body<get>;
+    ed::envelope* e = ed::make_request<body>(
+        old.serial(),
+        ed::request_head{ed::request_kind::call, ed::type_tag<counter>(), &gs::detail::dispatch_call<counter, get>,
+                         "get", ember::self(), ref, ed::type_tag<long>()},
+        get{});
+    e->serial = old.serial();  // addressed to the incarnation that exited
+    REQUIRE(ed::deliver(s.pid().block(), e) == ed::delivery::sent);
+    ed::envelope* r = gs::detail::await_reply(self, ref, 5'000'000'000, nullptr);
+    self->call_ref.store(0);
+    REQUIRE(r != nullptr);
+    ed::envelope_guard g{r};
+    const auto& h = ed::head_of<ed::reply_head>(r);
+    REQUIRE(h.status == ed::reply_status::exited);
+    REQUIRE(h.reason.what() == ember::exit_reason::kind::noproc);
+    REQUIRE(gs::call(s.server(), get{}) == 0);  // the new server is unaffected
+    gs::stop(s.server());
   });
 }
 

@@ -13,113 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "support/support.hpp"
+#include "support/supervision.hpp"
 
 using namespace std::chrono_literals;
 using ember_test::in_process;
 namespace gs = ember::gen_server;
 namespace sup = ember::supervisor;
 
-namespace {
-
-/// What a member tells the test: "start" or "stop:<reason>", its id, pid.
-struct event {
-  std::string what;
-  std::string id;
-  ember::pid who;
-};
-struct quit {  // cast: stop with this reason
-  ember::exit_reason reason;
-};
-struct whoami {};
-struct go {};
-
-/// A gen_server that reports its start and its terminate to `obs`.
-struct member : gs::behaviour<member> {
-  ember::pid obs;
-  std::string id;
-  bool trap;
-  member(ember::pid o, std::string i, bool trap_exits = true) : obs(o), id(std::move(i)), trap(trap_exits) {}
-  next init() {
-    if (trap) ember::process_flag(ember::trap_exit, true);
-    ember::send(obs, event{"start", id, ember::self()});
-    return {};
-  }
-  std::string handle_call(whoami) { return id; }
-  next handle_cast(quit q) { return stop_with(q.reason); }
-  void terminate(const ember::exit_reason& r) { ember::send(obs, event{"stop:" + r.to_string(), id, ember::self()}); }
-};
-
-/// A member whose init fails.
-struct broken : gs::behaviour<broken> {
-  explicit broken(int) {}
-  void init() { throw std::runtime_error("no database"); }
-  int handle_call(whoami) { return 0; }
-};
-
-/// A member that ignores `shutdown` for ever (it traps exits and its
-/// terminate blocks).
-struct stubborn : gs::behaviour<stubborn> {
-  ember::pid obs;
-  explicit stubborn(ember::pid o) : obs(o) {}
-  next init() {
-    ember::process_flag(ember::trap_exit, true);
-    ember::send(obs, event{"start", "stubborn", ember::self()});
-    return {};
-  }
-  int handle_call(whoami) { return 0; }
-  void terminate(const ember::exit_reason&) {
-    ember::send(obs, event{"terminating", "stubborn", ember::self()});
-    ember::receive([](go) {});
-  }
-};
-
-event next_event() {
-  return ember::receive([](event e) { return e; },
-                        ember::after(10s, [] { return event{"none (timed out)", "", {}}; }));
-}
-
-/// The next events, as "what id" strings.
-std::vector<std::string> events(std::size_t n) {
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < n; ++i) {
-    event e = next_event();
-    out.push_back(e.what + " " + e.id);
-  }
-  return out;
-}
-
-/// Kill p and wait until it is gone; its link's exit signal then sits in
-/// the supervisor's mailbox ahead of any later call.
-void kill_and_wait(ember::pid p, ember::exit_reason r = ember::exit_reason::kill()) {
-  auto m = ember::monitor(p);
-  ember::exit(p, std::move(r));
-  ember::receive(ember::when([m](const ember::down& d) { return d.ref == m; }, [](ember::down) {}));
-}
-
-/// Make member p stop with r and wait until it is gone (as kill_and_wait).
-void quit_and_wait(ember::pid p, ember::exit_reason r) {
-  auto m = ember::monitor(p);
-  gs::cast<member>(p, quit{std::move(r)});
-  ember::receive(ember::when([m](const ember::down& d) { return d.ref == m; }, [](ember::down) {}));
-}
-
-ember::pid pid_of(const sup::ref& s, const std::string& id) {
-  for (const auto& c : sup::which_children(s))
-    if (c.id == id) return c.pid;
-  return {};
-}
-
-std::vector<sup::child_spec> abc(ember::pid obs, sup::restart_type t = sup::permanent) {
-  std::vector<sup::child_spec> v{sup::worker<member>("a", obs, "a"), sup::worker<member>("b", obs, "b"),
-                                 sup::worker<member>("c", obs, "c")};
-  for (auto& c : v) c.restart = t;
-  return v;
-}
-
-using strs = std::vector<std::string>;
-
-}  // namespace
+using namespace ember_test::supervision;
 
 TEST_CASE("supervisor: children start in list order and stop in reverse order, on stop and on the parent's "
           "shutdown",
@@ -165,6 +66,21 @@ TEST_CASE("supervisor: a child whose start fails stops the ones started, in reve
     // c never started; nothing is left running but this process.
     REQUIRE(ember::receive([](event e) { return e.what; }, ember::after(0ms, [] { return std::string("none"); })) ==
             "none");
+  });
+}
+
+TEST_CASE("supervisor: a supervisor whose start fails leaves no exit_message in a trapping starter's mailbox",
+          "[supervisor]") {
+  const unsigned workers = GENERATE(1u, 2u, 4u);
+  in_process(workers, [] {
+    ember::process_flag(ember::trap_exit, true);
+    const ember::pid me = ember::self();
+    auto s = sup::start_link({}, {sup::worker<member>("a", me, "a", false), sup::worker<broken>("db", 1)});
+    REQUIRE_FALSE(s);
+    REQUIRE(events(1) == strs{"start a"});
+    auto left = ember::receive([](const ember::exit_message& m) { return m.from; },
+                               ember::after(0ms, [] { return ember::pid{}; }));
+    REQUIRE(left.is_null());
   });
 }
 

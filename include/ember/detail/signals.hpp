@@ -24,9 +24,12 @@ bool alive_locked(const process* p, std::uint64_t serial) noexcept;
 /// Queue e (addressed to p's current incarnation) and wake p if it waits.
 /// Lock held, p alive.
 void post_locked(process* p, envelope* e);
-/// Make p exit with r at its next runtime call; the first such reason wins.
-/// Lock held, p alive.
+/// Make p exit with r at its next runtime call; the first such reason wins
+/// and later kills do nothing.  Lock held, p alive.
 void kill_locked(process* p, exit_reason r);
+/// kill_locked, leaving the wake-up to the caller: true when p was blocked
+/// and the caller must now schedule it.  Lock held, p alive.
+bool kill_locked_deferred(process* p, exit_reason r);
 /// An exit signal from `from` with reason r.  via_link: sent because `from`
 /// exited while linked (then `kill` is an ordinary, trappable reason).
 /// Lock held, p alive.

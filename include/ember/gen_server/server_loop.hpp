@@ -336,7 +336,14 @@ bool serve(state<S>& st, ember::detail::process* self) {
       st.apply(c->run(*st.obj));
       continue;
     }
-    ember::detail::envelope* e = take_next(self);
+    ember::detail::envelope* e;
+    if constexpr (requires(S& s) { s.take_message(self); }) {
+      // A server that orders its own messages (the supervisors: exit
+      // signals first; see detail/message_lanes.hpp).
+      e = st.obj->take_message(self);
+    } else {
+      e = take_next(self);
+    }
     if (!e) {
       if (st.timeout_ns && !st.idle_timer.node) arm_idle(st, self, true);
       return false;  // hibernate until a message comes

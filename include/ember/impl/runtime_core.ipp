@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <iterator>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -305,15 +306,35 @@ exit_reason runtime_core::wait(ember::pid target) {
 }
 
 void runtime_core::kill_all() {
+  // Kill each live process once (one already killed is on its way out and
+  // is skipped without its lock), allocating nothing per waiting process:
+  // kill_locked_deferred unblocks it without a message, and the processes
+  // it unblocks go to the inject queue in batches.
+  process* woken[256];
+  std::size_t n = 0;
+  auto flush = [&] {
+    if (n == 0) return;
+    inject_.push_batch(woken, n);
+    notify_one();
+    n = 0;
+  };
   std::lock_guard lk(table_mu_);
   for (auto& chunk : chunks_) {
     for (std::size_t i = 0; i < chunk_size; ++i) {
       process* p = &chunk[i];
-      if (p->serial.load(std::memory_order_acquire) == 0) continue;
-      std::lock_guard hk(p->hooks_lock);
-      if (!p->hooks_closed) kill_locked(p, exit_reason::killed());
+      if (p->serial.load(std::memory_order_acquire) == 0 || p->kill_pending.load(std::memory_order_relaxed)) continue;
+      bool wake_it = false;
+      {
+        std::lock_guard hk(p->hooks_lock);
+        if (!p->hooks_closed) wake_it = kill_locked_deferred(p, exit_reason::killed());
+      }
+      if (!wake_it) continue;
+      p->status.store(process_status::runnable, std::memory_order_relaxed);
+      woken[n++] = p;
+      if (n == std::size(woken)) flush();
     }
   }
+  flush();
 }
 
 void runtime_core::stop() {
@@ -326,9 +347,17 @@ void runtime_core::stop() {
   stopping_.store(true, std::memory_order_seq_cst);
   const auto give_up_at = std::chrono::steady_clock::now() + opts_.stop_timeout;
   bool gave_up = false;
+  // Kill everything once; kill again only when no process has exited for a
+  // while (one spawned during the pass may have been missed), so the stop
+  // stays linear in the number of processes.
+  std::int64_t before = 0;
+  bool killed = false;
   for (;;) {
-    if (live_.load(std::memory_order_seq_cst) == 0) break;
-    kill_all();
+    const std::int64_t live = live_.load(std::memory_order_seq_cst);
+    if (live == 0) break;
+    if (!killed || live == before) kill_all();
+    killed = true;
+    before = live;
     std::unique_lock lk(stop_mu_);
     if (stop_cv_.wait_for(lk, std::chrono::milliseconds(20),
                           [this] { return live_.load(std::memory_order_seq_cst) == 0; }))

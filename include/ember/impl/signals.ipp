@@ -37,17 +37,32 @@ void post_locked(process* p, envelope* e) {
   if (p->mbox.push(e) == mailbox::push_result::woke_owner) p->rt->wake(p);
 }
 
+bool kill_locked_deferred(process* p, exit_reason r) {
+  // The first kill decides the reason and wakes the process; a later one
+  // changes nothing, so it does nothing (and allocates nothing).
+  if (p->kill_pending.load(std::memory_order_relaxed)) return false;
+  p->reason = std::move(r);
+  // ordering: release publishes `reason` to the process's check_kill.
+  p->kill_pending.store(true, std::memory_order_release);
+  // Wake it.  A process blocked waiting for a message (or hibernating) is
+  // unblocked without a message: it looks at the flag as it resumes, so a
+  // kill allocates nothing (a stopping runtime kills every process).  One
+  // that is awake gets a wake signal instead, so that it cannot block
+  // before it has seen the flag (blocking fails on a non-empty inbox);
+  // receive drops that envelope.
+  if (p->mbox.unblock()) return true;
+  return p->mbox.push(make_envelope<wake_signal>(p->serial.load(std::memory_order_relaxed))) ==
+         mailbox::push_result::woke_owner;
+}
+
 void kill_locked(process* p, exit_reason r) {
-  if (!p->kill_pending.load(std::memory_order_relaxed)) {
-    p->reason = std::move(r);
-    // ordering: release publishes `reason` to the process's check_kill.
-    p->kill_pending.store(true, std::memory_order_release);
-  }
-  // If it waits in receive, this wakes it; receive drops the envelope.
-  post_locked(p, make_envelope<wake_signal>(p->serial.load(std::memory_order_relaxed)));
+  if (kill_locked_deferred(p, std::move(r))) p->rt->wake(p);
 }
 
 void exit_signal_locked(process* p, ember::pid from, const exit_reason& r, bool via_link) {
+  // A process already killed exits with the reason it has: a later signal
+  // changes nothing (a trapped one would queue a message it never reads).
+  if (p->kill_pending.load(std::memory_order_relaxed)) return;
   const std::uint64_t serial = p->serial.load(std::memory_order_relaxed);
   if (!via_link && r.what() == exit_reason::kind::kill) return kill_locked(p, exit_reason::killed());
   if (p->trap_exit) return post_locked(p, make_envelope<exit_message>(serial, exit_message{from, r}));

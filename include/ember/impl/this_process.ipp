@@ -124,6 +124,12 @@ bool discard_internal(process* self, envelope* prev, envelope* e) {
     if ((ref & async_request_bit) != 0 && async_request_live(self, e->serial, ref)) return false;
   }
   self->mbox.unlink(prev, e);
+  // A call sent to an earlier incarnation of this block (its sender checked
+  // the pid, then the process exited and the block was reused before the
+  // push): its caller waits, so tell it the server is gone (call_noproc).
+  if (e->tag == request_tag() && e->serial != self->serial.load(std::memory_order_relaxed) &&
+      head_of<request_head>(e).kind == request_kind::call)
+    fail_request(head_of<request_head>(e), reply_status::exited, exit_reason::noproc());
   free_envelope(e);
   check_kill(self);
   return true;

@@ -183,6 +183,30 @@ public:
     add_saved(-1, -std::ptrdiff_t(e->ops->bytes));
     if (EMBER_UNLIKELY(watched())) removed(e);
   }
+  /// Take e (predecessor prev) out of the save queue but keep counting it
+  /// in the mailbox's length, bytes and bound: the owner holds it aside
+  /// (a supervisor sorts its messages into lanes).  Hand it back to the
+  /// accounting with release_detached() when it is finally taken, or put
+  /// the held ones back in front with restore_front().
+  void detach(envelope* prev, envelope* e) noexcept {
+    envelope* nx = e->next;
+    if (prev) prev->next = nx; else save_first_ = nx;
+    if (save_last_ == e) save_last_ = prev;
+    e->next = nullptr;
+  }
+  /// A detached envelope leaves the mailbox for good (as unlink does).
+  void release_detached(envelope* e) noexcept {
+    add_saved(-1, -std::ptrdiff_t(e->ops->bytes));
+    if (EMBER_UNLIKELY(watched())) removed(e);
+  }
+  /// Put detached envelopes first..last (linked through next) back at the
+  /// front of the save queue, in that order.
+  void restore_front(envelope* first, envelope* last) noexcept {
+    if (!first) return;
+    last->next = save_first_;
+    save_first_ = first;
+    if (!save_last_) save_last_ = last;
+  }
   /// Messages in the save queue (not counting ones still in the inbox).
   [[nodiscard]] std::size_t saved() const noexcept { return save_len_.load(std::memory_order_relaxed); }
   [[nodiscard]] bool inbox_empty() const noexcept {
