@@ -37,7 +37,7 @@
 //  - Beyond OTP: a child may have a restart_backoff: its restarts wait a
 //    delay that doubles per consecutive restart up to a cap.
 //  - Exit signals are handled before calls queued ahead of them (decision
-//    0011): which_children never reports a child running after its `down`
+//    0013): which_children never reports a child running after its `down`
 //    has been seen.  Finding a child by id or pid is O(1); stopping n
 //    children with m calls queued is O(n + m).
 //  - A start function must return a process linked to the supervisor:
