@@ -48,7 +48,9 @@
 // A lookup takes one partition's lock shared (readers of different keys
 // touch different locks); a change takes it exclusive and then the
 // process's hook lock.  Predicates and update functions run under a
-// partition's lock: they must not call the registry.
+// partition's lock: they must not call the registry.  Called from a
+// process, every operation spends a reduction first, whether it succeeds or
+// throws (a lookup retried in a loop still yields its worker).
 // Ownership: a registry is a cheap handle; copies share one table, which
 // lives while a handle, a via_name or a process holding a key refers to it.
 // Keys and values are copied into the table; Hash and Eq are
@@ -149,6 +151,7 @@ public:
   /// null or not alive.
   void register_name(key_arg key, pid p, V value) {
     static constexpr const char* op = "ember::registry::register_name";
+    detail::spend(1);
     if (auto holder = t_->claim(key, p, std::move(value), op))
       throw detail::registry_taken(op, detail::registry_key_text(key), *holder);
   }
@@ -157,7 +160,10 @@ public:
   /// it had none.  Process context.
   bool unregister_name(key_arg key) { return t_->release(key, self_for("registry::unregister_name")) != 0; }
   /// The same for p.  Any thread.
-  bool unregister_name(key_arg key, pid p) { return t_->release(key, p) != 0; }
+  bool unregister_name(key_arg key, pid p) {
+    detail::spend(1);
+    return t_->release(key, p) != 0;
+  }
   /// Remove the calling process's registrations under key whose value
   /// satisfies pred(const V&); how many went.  Process context.
   template <class Pred>
@@ -179,6 +185,7 @@ public:
   // -- looking up -------------------------------------------------------------
   /// The live process under a unique key (bad_argument otherwise).
   [[nodiscard]] std::optional<pid> whereis(key_arg key) const {
+    detail::spend(1);
     if (t_->mode() != registry_keys::unique)
       throw bad_argument("ember::registry::whereis: a duplicate-key registry has no single holder; use lookup");
     pid p = t_->whereis(key);
@@ -186,9 +193,13 @@ public:
     return p;
   }
   /// Every live registration under key, (pid, value), in no particular order.
-  [[nodiscard]] std::vector<entry> lookup(key_arg key) const { return t_->entries(key); }
+  [[nodiscard]] std::vector<entry> lookup(key_arg key) const {
+    detail::spend(1);
+    return t_->entries(key);
+  }
   /// The processes of lookup(key) only (one per registration).
   [[nodiscard]] std::vector<pid> pids(key_arg key) const {
+    detail::spend(1);
     detail::small_buffer<pid> b;
     t_->visit(key, [&](const entry& e) { b.push(e.pid); });
     std::vector<pid> out;
@@ -199,6 +210,7 @@ public:
   /// The values p registered under key (none, one, or — duplicate keys —
   /// several).
   [[nodiscard]] std::vector<V> values(key_arg key, pid p) const {
+    detail::spend(1);
     std::vector<V> out;
     t_->visit(key, [&](const entry& e) {
       if (e.pid == p) out.push_back(e.value);
@@ -208,6 +220,7 @@ public:
   /// The registrations under key whose value satisfies pred(const V&).
   template <class Pred>
   [[nodiscard]] std::vector<entry> match(key_arg key, Pred&& pred) const {
+    detail::spend(1);
     std::vector<entry> out;
     t_->visit(key, [&](const entry& e) {
       if (pred(std::as_const(e.value))) out.push_back(e);
@@ -216,6 +229,7 @@ public:
   }
   template <class Pred>
   [[nodiscard]] std::size_t count_match(key_arg key, Pred&& pred) const {
+    detail::spend(1);
     std::size_t n = 0;
     t_->visit(key, [&](const entry& e) { n += pred(std::as_const(e.value)) ? 1 : 0; });
     return n;
@@ -225,6 +239,7 @@ public:
   /// one moment, not the whole table at once).
   template <class Pred>
   [[nodiscard]] std::vector<match_type> select(Pred&& pred) const {
+    detail::spend(1);
     std::vector<match_type> out;
     t_->visit_all([&](const K& k, const entry& e) {
       if (pred(k, e.pid, std::as_const(e.value))) out.push_back(match_type{k, e.pid, e.value});
@@ -233,15 +248,22 @@ public:
   }
   template <class Pred>
   [[nodiscard]] std::size_t count_select(Pred&& pred) const {
+    detail::spend(1);
     std::size_t n = 0;
     t_->visit_all([&](const K& k, const entry& e) { n += pred(k, e.pid, std::as_const(e.value)) ? 1 : 0; });
     return n;
   }
   /// The keys p holds in this registry, once per registration (empty when
   /// it is not alive).
-  [[nodiscard]] std::vector<K> keys(pid p) const { return t_->keys(p); }
+  [[nodiscard]] std::vector<K> keys(pid p) const {
+    detail::spend(1);
+    return t_->keys(p);
+  }
   /// Registrations now.
-  [[nodiscard]] std::size_t count() const { return t_->count(); }
+  [[nodiscard]] std::size_t count() const {
+    detail::spend(1);
+    return t_->count();
+  }
 
   // -- dispatching ------------------------------------------------------------
   /// Call fn with the registrations under key (a const std::vector<entry>&),
@@ -259,6 +281,7 @@ public:
   /// reduction per send).
   template <class T>
   std::size_t dispatch(key_arg key, const T& msg) const {
+    detail::spend(1);
     detail::small_buffer<pid> b;
     t_->visit(key, [&](const entry& e) { b.push(e.pid); });  // sends happen outside the lock
     b.each([&](pid& p) { ember::send(p, msg); });
@@ -276,7 +299,7 @@ public:
   }
 
 private:
-  static pid self_for(const char* op) { return detail::current_or_throw(op)->self_pid(); }
+  static pid self_for(const char* op) { return detail::enter_runtime(op)->self_pid(); }
   std::shared_ptr<table> t_;
 };
 

@@ -403,3 +403,57 @@ TEST_CASE("gen_server: after(t, msg) delivers msg to handle_info when no message
   ember::send(p.pid, get{});
   REQUIRE(p.wait().is_normal());
 }
+
+namespace {
+struct on_schedule : gs::behaviour<on_schedule> {
+  std::shared_ptr<std::vector<std::string>> seen;
+  ember::time_point due;
+  explicit on_schedule(std::shared_ptr<std::vector<std::string>> s) : seen(std::move(s)) {}
+  std::string at() const {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(ember::now().time_since_epoch()).count());
+  }
+  next init() {
+    due = ember::now() + 10s;
+    return next{}.after(due);
+  }
+  next handle_info(gs::server_timeout) {
+    seen->push_back("timeout@" + at());
+    if (seen->size() == 3) return next{}.after(0ms, reminder{"zero"});
+    due += 1s;
+    return next{}.after(due);
+  }
+  next handle_info(reminder r) {
+    seen->push_back(r.text + "@" + at());
+    if (r.text == "zero") return next{}.after(ember::now() - 1s, reminder{"past"});
+    return {};
+  }
+};
+}  // namespace
+
+TEST_CASE("gen_server: after(time_point) times out at that time on the runtime's clock; after(0) and a time "
+          "already passed time out as soon as the mailbox is empty",
+          "[gen_server][otp]") {
+  auto clock = std::make_shared<ember::manual_clock>();
+  auto o = ember_test::opts(1);
+  o.clock = clock;
+  ember::runtime rt(o);
+  auto seen = std::make_shared<std::vector<std::string>>();
+  auto p = rt.spawn_monitor([seen] {
+    auto s = gs::start<on_schedule>(seen);
+    REQUIRE(s);
+    ember::receive([](get) {});
+    gs::stop(s.server());
+  });
+  clock->settle();
+  clock->advance(9999ms);
+  REQUIRE(seen->empty());
+  clock->advance(1ms);
+  REQUIRE(*seen == std::vector<std::string>{"timeout@10000"});
+  clock->advance(1s);
+  REQUIRE(*seen == std::vector<std::string>{"timeout@10000", "timeout@11000"});
+  clock->advance(1s);
+  REQUIRE(*seen ==
+          std::vector<std::string>{"timeout@10000", "timeout@11000", "timeout@12000", "zero@12000", "past@12000"});
+  ember::send(p.pid, get{});
+  REQUIRE(p.wait().is_normal());
+}

@@ -323,6 +323,10 @@ TEST_CASE("scheduling: a runtime call that fails fast still spends a reduction, 
   attempt("register a taken name", [] { ember::register_name("", ember::self()); });
   attempt("send_after with a bad delay", [] { ember::send_after(ember::self(), -1ms, 1); });
   attempt("read_timer of nothing", [] { (void)ember::read_timer(ember::timer_ref{}); });
+  attempt("registry whereis of a key nobody holds", [reg] { (void)reg.whereis(7); });
+  attempt("registry lookup of a key nobody holds", [reg] { (void)reg.lookup(7); });
+  attempt("registry register of a null pid", [reg] { reg.register_name(7, ember::pid{}); });
+  attempt("registry unregister of a key it does not hold", [reg] { (void)reg.unregister_name(7); });
 }
 
 TEST_CASE("scheduling: a process that runs past long_schedule without yielding is reported once per episode", "[scheduler]") {

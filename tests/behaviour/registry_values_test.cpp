@@ -285,9 +285,9 @@ TEST_CASE("registry: lookups and matches from plain threads while their owners u
           const std::string key = "k" + std::to_string(k);
           for (const auto& e : r.lookup(key))
             if (e.value < 0 || e.value > rounds) bad.fetch_add(1);
-          r.count_match(key, [](const long& v) { return v % 2 == 0; });
+          (void)r.count_match(key, [](const long& v) { return v % 2 == 0; });
         }
-        r.count_select([](const std::string&, ember::pid, const long&) { return true; });
+        (void)r.count_select([](const std::string&, ember::pid, const long&) { return true; });
       }
     });
   std::vector<ember::runtime::monitored> ps;

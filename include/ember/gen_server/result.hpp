@@ -18,6 +18,7 @@
 #include <typeinfo>
 #include <utility>
 
+#include "ember/clock.hpp"
 #include "ember/detail/timeout_arg.hpp"
 #include "ember/detail/type_name.hpp"
 #include "ember/errors.hpp"
@@ -122,6 +123,17 @@ public:
   /// timeout.  A negative t or NaN throws bad_argument here, in the handler.
   next after(ember::detail::timeout_arg t) && {
     timeout_ns_ = detail::checked_after(t);
+    timeout_at_ = false;
+    timeout_msg_.reset();
+    return std::move(*this);
+  }
+  /// If no message comes by t (the runtime's clock, ember::now()),
+  /// handle_info(server_timeout{}) runs: a schedule that does not drift
+  /// with the time handlers take.  A t already passed runs it as soon as
+  /// the mailbox is empty.
+  next after(ember::time_point t) && {
+    timeout_ns_ = t.time_since_epoch().count();
+    timeout_at_ = true;
     timeout_msg_.reset();
     return std::move(*this);
   }
@@ -133,8 +145,19 @@ public:
     static_assert(requires(S& s, V v) { s.handle_info(std::move(v)); },
                   "after(t, msg): the server has no handle_info for the message's type");
     timeout_ns_ = detail::checked_after(t);
+    timeout_at_ = false;
     timeout_msg_ = std::make_unique<detail::timeout_payload_of<S, V>>(std::forward<M>(msg));
     return std::move(*this);
+  }
+  /// after(t, msg) at an absolute time t (the runtime's clock).
+  template <class M>
+  next after(ember::time_point t, M&& msg) && {
+    next n = std::move(*this).after(t);
+    using V = std::decay_t<M>;
+    static_assert(requires(S& s, V v) { s.handle_info(std::move(v)); },
+                  "after(t, msg): the server has no handle_info for the message's type");
+    n.timeout_msg_ = std::make_unique<detail::timeout_payload_of<S, V>>(std::forward<M>(msg));
+    return n;
   }
   /// handle_continue(c) runs before the next message.
   template <class C>
@@ -148,8 +171,10 @@ public:
 
   [[nodiscard]] bool stops() const noexcept { return stop_.has_value(); }
   [[nodiscard]] const std::optional<exit_reason>& stop_reason() const noexcept { return stop_; }
-  /// The timeout in nanoseconds (nullopt: none).
+  /// The timeout in nanoseconds (nullopt: none): a duration, or with
+  /// timeout_at() a time on the runtime's clock.
   [[nodiscard]] const std::optional<std::int64_t>& timeout_ns() const noexcept { return timeout_ns_; }
+  [[nodiscard]] bool timeout_at() const noexcept { return timeout_at_; }
   std::unique_ptr<detail::continuation<S>> take_continuation() noexcept { return std::move(cont_); }
   /// after(t, msg)'s message (null: handle_info(server_timeout)).
   std::unique_ptr<detail::timeout_payload<S>> take_timeout_message() noexcept { return std::move(timeout_msg_); }
@@ -170,6 +195,7 @@ public:
 private:
   std::optional<exit_reason> stop_;
   std::optional<std::int64_t> timeout_ns_;
+  bool timeout_at_ = false;  // timeout_ns_ is a time, not a duration
   std::unique_ptr<detail::continuation<S>> cont_;
   std::unique_ptr<detail::timeout_payload<S>> timeout_msg_;
   bool ignore_ = false;

@@ -117,9 +117,11 @@ struct state {
   std::unique_ptr<continuation<S>> cont;
   std::optional<exit_reason> stopping;
   std::optional<std::int64_t> timeout_ns;  // the last handler's after(t)
+  bool timeout_at = false;                 // ... given as a time_point: timeout_ns is when
   std::unique_ptr<timeout_payload<S>> timeout_msg;  // its after(t, msg)'s message, if any
   std::int64_t timeout_deadline = 0;       // when the armed timeout is due (runtime clock)
   ember::timer_ref idle_timer;
+  bool idle_armed = false;  // idle_timer runs (a delay of 0 delivers at once: its ref has no node)
   std::uint64_t timeout_seq = 0;
   const char* last_message = "none";  // a mangled type name, or a word
   std::string name;
@@ -130,6 +132,7 @@ struct state {
     if (n.ignores()) throw bad_argument("ember::gen_server: ignore() is a result of init only");
     if (n.stops()) stopping = *n.stop_reason();
     timeout_ns = n.timeout_ns();
+    timeout_at = n.timeout_at();
     timeout_msg = n.take_timeout_message();
     if (auto c = n.take_continuation()) cont = std::move(c);
   }
@@ -311,9 +314,10 @@ void end(state<S>& st, ember::detail::process* self, exit_reason r, bool run_ter
 template <class S>
 void arm_idle(state<S>& st, ember::detail::process* self, bool fresh) {
   const std::int64_t now = self->rt->now_ns();
-  if (fresh) st.timeout_deadline = now + *st.timeout_ns;
+  if (fresh) st.timeout_deadline = st.timeout_at ? *st.timeout_ns : now + *st.timeout_ns;
   constexpr std::int64_t leg_max = std::int64_t(max_timer_delay.count()) * 1000000;
-  const std::int64_t left = st.timeout_deadline - now;
+  const std::int64_t left = st.timeout_deadline > now ? st.timeout_deadline - now : 0;
+  st.idle_armed = true;
   st.idle_timer = ember::send_after(self->self_pid(), std::chrono::nanoseconds(left < leg_max ? left : leg_max),
                                     timeout_tick{st.timeout_seq});
 }
@@ -345,14 +349,15 @@ bool serve(state<S>& st, ember::detail::process* self) {
       e = take_next(self);
     }
     if (!e) {
-      if (st.timeout_ns && !st.idle_timer.node) arm_idle(st, self, true);
+      if (st.timeout_ns && !st.idle_armed) arm_idle(st, self, true);
       return false;  // hibernate until a message comes
     }
     ember::detail::envelope_guard guard{e};
     if (e->tag == ember::detail::type_tag<timeout_tick>()) {
       // The idle timeout's own message: not a message that cancels it.
-      if (ember::detail::payload<timeout_tick>(e).seq == st.timeout_seq && st.idle_timer.node) {
+      if (ember::detail::payload<timeout_tick>(e).seq == st.timeout_seq && st.idle_armed) {
         st.idle_timer = {};
+        st.idle_armed = false;
         if (self->rt->now_ns() < st.timeout_deadline) {
           arm_idle(st, self, false);  // a long timeout: its next leg
         } else {
@@ -369,9 +374,10 @@ bool serve(state<S>& st, ember::detail::process* self) {
       ember::detail::spend_in(self, 1);
       continue;
     }
-    if (st.idle_timer.node) {  // a message came: the timeout is off
+    if (st.idle_armed) {  // a message came: the timeout is off
       ember::cancel_timer(st.idle_timer);
       st.idle_timer = {};
+      st.idle_armed = false;
       ++st.timeout_seq;
     }
     st.timeout_ns.reset();
