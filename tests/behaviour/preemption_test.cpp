@@ -296,7 +296,7 @@ TEST_CASE("scheduling: a runtime call that fails fast still spends a reduction, 
   auto attempt = [&](const char* what, auto fail) {
     INFO(what);
     ember::runtime rt(o);
-    auto r = rt.spawn_monitor([fail] {
+    auto r = rt.spawn_monitor([fail]() mutable {
       auto ran = std::make_shared<std::atomic<bool>>(false);
       ember::spawn([ran] { ran->store(true); });
       long n = 0;
@@ -325,8 +325,8 @@ TEST_CASE("scheduling: a runtime call that fails fast still spends a reduction, 
   attempt("read_timer of nothing", [] { (void)ember::read_timer(ember::timer_ref{}); });
   attempt("registry whereis of a key nobody holds", [reg] { (void)reg.whereis(7); });
   attempt("registry lookup of a key nobody holds", [reg] { (void)reg.lookup(7); });
-  attempt("registry register of a null pid", [reg] { reg.register_name(7, ember::pid{}); });
-  attempt("registry unregister of a key it does not hold", [reg] { (void)reg.unregister_name(7); });
+  attempt("registry register of a null pid", [reg]() mutable { reg.register_name(7, ember::pid{}); });
+  attempt("registry unregister of a key it does not hold", [reg]() mutable { (void)reg.unregister_name(7); });
 }
 
 TEST_CASE("scheduling: a process that runs past long_schedule without yielding is reported once per episode", "[scheduler]") {
