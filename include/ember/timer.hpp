@@ -95,8 +95,9 @@ private:
   static worker* enter(process* self, const char* what, carrier*& c);
   carrier* c_;
 };
-/// A fresh, unpublished timer node of the leased worker, due at deadline_ns.
-timer_ref timer_begin(timer_lease& l, process* self, std::int64_t deadline_ns);
+/// A fresh, unpublished timer node of the leased worker, due at deadline_ns
+/// (now_ns: the runtime's clock, read by the caller).
+timer_ref timer_begin(timer_lease& l, std::int64_t now_ns, std::int64_t deadline_ns);
 /// Publish it (its message set): delivered to dest when due, or to whoever
 /// holds dest_name then, when dest_name is not empty.
 void timer_commit(timer_lease& l, timer_ref ref, pid dest, std::string_view dest_name);
@@ -137,12 +138,12 @@ std::int64_t checked_delay(std::chrono::duration<Rep, Period> d, const char* wha
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();  // in range: no overflow
 }
 
-/// Start a timer due at deadline_ns (on the runtime's clock) delivering the
-/// message M built by make(ref); `due` says it is due already: then it is
-/// delivered at once.
+/// Start a timer due at deadline_ns (on the runtime's clock, which read
+/// now_ns) delivering the message M built by make(ref); `due` says it is
+/// due already: then it is delivered at once.
 template <class M, class Make>
-timer_ref start_at(process* self, const char* what, pid dest, std::string_view name, std::int64_t deadline_ns,
-                   bool due, Make&& make) {
+timer_ref start_at(process* self, const char* what, pid dest, std::string_view name, std::int64_t now_ns,
+                   std::int64_t deadline_ns, bool due, Make&& make) {
   if (due) {
     timer_ref ref = timer_fired_at_once(self);
     if (name.empty()) ember::send(dest, make(ref));
@@ -152,7 +153,7 @@ timer_ref start_at(process* self, const char* what, pid dest, std::string_view n
   timer_ref ref;
   {
     timer_lease lease(self, what);
-    ref = timer_begin(lease, self, deadline_ns);
+    ref = timer_begin(lease, now_ns, deadline_ns);
     try {
       if constexpr (timer_inline_v<M>) {
         ::new (static_cast<void*>(ref.node->storage)) M(make(ref));
@@ -175,7 +176,7 @@ timer_ref start(const char* what, pid dest, std::string_view name, std::chrono::
   process* self = enter_runtime(what);
   const std::int64_t ns = checked_delay(d, what);
   const std::int64_t now = ns == 0 ? 0 : now_ns_of(self);
-  return start_at<M>(self, what, dest, name, now + ns, ns == 0, std::forward<Make>(make));
+  return start_at<M>(self, what, dest, name, now, now + ns, ns == 0, std::forward<Make>(make));
 }
 /// The same at an absolute time on the runtime's clock, at most
 /// max_timer_delay ahead (a time passed already delivers at once).
@@ -187,7 +188,7 @@ timer_ref start(const char* what, pid dest, std::string_view name, time_point at
   if (t > now && t - now > std::chrono::duration_cast<std::chrono::nanoseconds>(max_timer_delay).count())
     throw bad_argument(std::string("ember::") + what + ": the time is more than " +
                        std::to_string(max_timer_delay.count()) + " ms ahead");
-  return start_at<M>(self, what, dest, name, t, t <= now, std::forward<Make>(make));
+  return start_at<M>(self, what, dest, name, now, t, t <= now, std::forward<Make>(make));
 }
 }  // namespace detail
 

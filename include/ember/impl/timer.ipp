@@ -77,8 +77,8 @@ worker* timer_lease::enter(process* self, const char* what, carrier*& c) {
 timer_lease::timer_lease(process* self, const char* what) : w(enter(self, what, c_)) {}
 timer_lease::~timer_lease() { c_->leave(); }
 
-timer_ref timer_begin(timer_lease& l, process* self, std::int64_t deadline_ns) {
-  return take_node(l.w, self->rt->now_ns(), deadline_ns);
+timer_ref timer_begin(timer_lease& l, std::int64_t now_ns, std::int64_t deadline_ns) {
+  return take_node(l.w, now_ns, deadline_ns);
 }
 
 void timer_commit(timer_lease& l, timer_ref ref, pid dest, std::string_view dest_name) {
