@@ -124,6 +124,9 @@ public:
   [[nodiscard]] spdlog::logger& logger() const noexcept { return *logger_; }
 
   const runtime_options& options() const noexcept { return opts_; }
+  /// runtime_options::time_slice in ns; 0: no time slices (also with a
+  /// manual clock).
+  [[nodiscard]] std::int64_t time_slice_ns() const noexcept { return time_slice_ns_; }
   std::uint32_t worker_count() const noexcept { return std::uint32_t(workers_.size()); }
   worker& worker_at(std::uint32_t i) noexcept { return *workers_[i]; }
   carrier_pool& carriers() noexcept { return carriers_; }
@@ -197,6 +200,7 @@ private:
   void report_survivors() noexcept;
 
   runtime_options opts_;
+  std::int64_t time_slice_ns_ = 0;
   std::shared_ptr<spdlog::logger> logger_;
   std::size_t default_class_;
   stack_pool stacks_;

@@ -2,10 +2,13 @@
 // runtime call makes (this_process.hpp's spend() is the form for code that
 // does not know whether it runs in a process).
 //
-// A slice ends when its budget of reductions is spent, or when the monitor
-// zeroes the budget because the slice has run past
-// runtime_options::time_slice (scheduler/sysmon.hpp); the next spend then
-// yields.  A pending kill is noticed here too.
+// A slice ends when its budget of reductions is spent, or when it has run
+// past runtime_options::time_slice: the budget is handed out slice_chunk
+// reductions at a time, and each time a chunk runs out spend_slow reads
+// the clock and ends the slice itself once it is too old; the monitor
+// (scheduler/sysmon.hpp) also revokes the budget of a slice it sees run
+// too long (budget_revoked), for a process whose spends are far apart.
+// The next spend then yields.  A pending kill is noticed here too.
 //
 // Threads: process context (self is the calling process).  Ownership: n/a.
 #pragma once

@@ -108,7 +108,7 @@ retake_result carrier_pool::retake(carrier& c, std::uint64_t slices) {
   // sees handed_at_ns_).
   c.revoke_.store(2, std::memory_order_release);
   // Its holder goes back to a worker at its next runtime call.
-  if (process* p = c.running_.load(std::memory_order_acquire)) p->budget.store(0, std::memory_order_relaxed);
+  if (process* p = c.running_.load(std::memory_order_acquire)) p->budget.store(budget_revoked, std::memory_order_relaxed);
   hand_locked(c, *to, w);
   return retake_result::handed;
 }

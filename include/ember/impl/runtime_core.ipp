@@ -87,6 +87,7 @@ runtime_core::runtime_core(runtime_options opts)
     manual_ = opts_.clock.get();
   }
   lease_fence::init();
+  time_slice_ns_ = opts_.clock ? 0 : std::chrono::nanoseconds(opts_.time_slice).count();
   workers_.reserve(opts_.workers);
   for (std::uint32_t i = 0; i < opts_.workers; ++i)
     workers_.push_back(std::make_unique<worker>(*this, i));

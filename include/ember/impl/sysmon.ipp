@@ -145,10 +145,10 @@ void sysmon::look_at(carrier& c, std::int64_t now, bool& active) {
     // carrier writes the process, then the count).  A slice that ends just
     // after the check costs its process one early yield at worst.  Again
     // at every tick while the slice goes on: the process's own update of
-    // its budget may have overwritten the 0.
+    // its budget may have overwritten the revocation.
     process* p = c.running_.load(std::memory_order_acquire);
     if (p && c.slices_.load(std::memory_order_acquire) == slices) {
-      p->budget.store(0, std::memory_order_relaxed);
+      p->budget.store(budget_revoked, std::memory_order_relaxed);
       if (!(c.sm_flags & sm_preempted)) preemptions_.fetch_add(1, std::memory_order_relaxed);
     }
     c.sm_flags |= sm_preempted;

@@ -49,9 +49,27 @@ void spend_slow(process* p) {
     p->budget.store(blocking_budget, std::memory_order_relaxed);
     return;
   }
+  long b = p->budget.load(std::memory_order_relaxed);
+  if (b <= 0 && b > budget_revoked / 2 && p->budget_reserve > 0) {
+    // A chunk is spent: go on with the next one unless the slice has run
+    // past time_slice by the clock (the monitor's zero may come later, or
+    // not at all when its thread waits for a CPU).
+    bool young = true;
+    if (const std::int64_t slice = p->rt->time_slice_ns(); slice > 0) {
+      const std::int64_t now = fast_clock::steady_ns();
+      if (p->slice_t0 == 0) p->slice_t0 = now;
+      else young = now - p->slice_t0 < slice;
+    }
+    while (young && b <= 0 && p->budget_reserve > 0) {
+      const long give = p->budget_reserve < slice_chunk ? p->budget_reserve : slice_chunk;
+      p->budget_reserve -= give;
+      b += give;
+    }
+    p->budget.store(b, std::memory_order_relaxed);
+  }
   // Yield first when the budget is spent, even with a kill pending: a
   // process that swallows its kill in a loop is still preempted.
-  if (p->budget.load(std::memory_order_relaxed) <= 0) switch_out(p, switch_request::yield);
+  if (b <= 0) switch_out(p, switch_request::yield);
   check_kill(p);
 }
 

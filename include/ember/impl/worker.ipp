@@ -315,7 +315,12 @@ bool worker::run(carrier& c, process* p) {
       p->ctx = make_context(p->stk.usable_bottom(), p->stk.usable_size(), &process_entry);
     }
     p->status.store(process_status::running, std::memory_order_relaxed);
-    p->budget.store(budget_, std::memory_order_relaxed);
+    {
+      const long give = budget_ < slice_chunk ? budget_ : slice_chunk;
+      p->budget.store(give, std::memory_order_relaxed);
+      p->budget_reserve = budget_ - give;
+      p->slice_t0 = 0;
+    }
     tl_process = p;
     eh_globals mine = *g;
     std::memcpy(g, p->eh_state, sizeof(eh_globals));
@@ -326,7 +331,8 @@ bool worker::run(carrier& c, process* p) {
     if (EMBER_UNLIKELY(c.long_schedule_due())) c.report_long_schedule(p);
     // From here, while !kept, nothing of this worker may be touched: it
     // runs on another carrier now.
-    const long left = p->budget.load(std::memory_order_relaxed);
+    const long spent_to = p->budget.load(std::memory_order_relaxed);  // budget_revoked: the monitor ended it
+    const long left = spent_to <= 0 ? 0 : spent_to + p->budget_reserve;
     p->reductions.store(p->reductions.load(std::memory_order_relaxed) + std::uint64_t(before - std::min(before, left)),
                         std::memory_order_relaxed);
     std::memcpy(p->eh_state, g, sizeof(eh_globals));
@@ -344,8 +350,14 @@ bool worker::run(carrier& c, process* p) {
       case switch_request::yield:
         p->status.store(process_status::runnable, std::memory_order_relaxed);
         preempted_ = true;
-        // What came due meanwhile goes ahead of it in the queue.
+        // What came due meanwhile goes ahead of it in the queue (out of
+        // the LIFO slot too, which the slice's spent budget would send
+        // behind it).
         fire_timers();
+        if (lifo_) {
+          push_back(lifo_);
+          lifo_ = nullptr;
+        }
         push_back(p);
         return true;
       case switch_request::wait:

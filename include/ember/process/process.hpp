@@ -42,6 +42,14 @@ enum class process_status : std::uint8_t { free, runnable, running, waiting, exi
 
 /// The budget of a process inside ember::blocking: it never runs out there.
 inline constexpr long blocking_budget = long(1) << 60;
+/// Reductions a process gets at a time within its slice (see
+/// process::budget_reserve): a busy process reads the clock about once per
+/// this many reductions.
+inline constexpr long slice_chunk = 128;
+/// What the monitor stores in a running process's budget to make it yield
+/// at its next runtime call (a slice past time_slice, a hand-off): far
+/// below 0, so no chunk of the reserve brings it back.
+inline constexpr long budget_revoked = -(long(1) << 60);
 
 /// What a process asks of its worker when it switches out.
 enum class switch_request : std::uintptr_t { yield = 1, wait = 2, exit = 3, hibernate = 4 };
@@ -90,6 +98,13 @@ struct process {
   // to end a slice that has run too long (ordering: relaxed; a lost store
   // of the monitor's is repeated at its next tick).  Read at every spend.
   std::atomic<long> budget{0};
+  // The rest of the slice's reductions, handed out `slice_chunk` at a time
+  // (owner only): each time a chunk runs out, spend_slow reads the clock
+  // and ends the slice itself once it has run past time_slice, without
+  // waiting for the monitor.  slice_t0: the first such reading (0: none
+  // yet in this slice).
+  long budget_reserve = 0;
+  std::int64_t slice_t0 = 0;
 
   // -- scheduler -------------------------------------------------------------
   fcontext ctx = nullptr;                    // saved context while not running
