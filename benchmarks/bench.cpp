@@ -518,7 +518,8 @@ void timers() {
 // Not one of the bench-peers workloads (their Erlang, Go and CAF numbers
 // for the same workload are quoted in docs/performance.md).  The driver
 // starts a ticker that wants to run every millisecond on absolute due times
-// (due += 1 ms; a late tick does not move the schedule), then H = workers
+// (due += 1 ms on whole milliseconds; a late tick does not move the
+// schedule), then H = workers
 // hogs that each spin for D ms; with C = 1 they call checkpoint() every
 // 1024 iterations, with C = 0 they make no runtime call at all.  Lateness
 // = when the ticker ran - when it was due, for the ticks due while the
@@ -537,7 +538,11 @@ void fairness() {
   const pid ticker = ember::spawn([running, me] {
     fair_result r;
     r.late_us.reserve(1 << 16);
-    ember::time_point due = ember::now();
+    // Due times on whole milliseconds of the runtime's clock: the timer
+    // wheel's resolution is 1 ms (a deadline between two milliseconds
+    // fires at the later one), as Erlang's millisecond timers; what is
+    // measured is the scheduling delay, not that rounding.
+    ember::time_point due = std::chrono::floor<std::chrono::milliseconds>(ember::now());
     for (;;) {
       due += std::chrono::milliseconds(1);
       if (ember::receive([](fair_stop) { return true; }, ember::after(due, [] { return false; }))) break;

@@ -36,7 +36,7 @@ void open(const std::shared_ptr<std::atomic<bool>>& gate) {
 }
 }  // namespace
 
-TEST_CASE("blocking: more blocking sections than workers and than blocking_threads; other processes keep answering",
+TEST_CASE("blocking: more blocking sections than workers and than blocking_threads — other processes keep answering",
           "[blocking]") {
   for (unsigned w : {1u, 2u, 4u}) {
     INFO(w << " workers");
@@ -130,7 +130,7 @@ TEST_CASE("blocking: returns the function's value, rethrows its exception, and n
   });
 }
 
-TEST_CASE("blocking: what would wait or needs a worker inside a section is an error; the rest works", "[blocking]") {
+TEST_CASE("blocking: what would wait or needs a worker inside a section is an error — the rest works", "[blocking]") {
   in_process(2, [] {
     const ember::pid me = ember::self();
     ember::blocking([&] {

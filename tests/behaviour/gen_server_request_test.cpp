@@ -73,7 +73,7 @@ TEST_CASE("gen_server: send_request returns at once and receive_response matches
   });
 }
 
-TEST_CASE("gen_server: wait_response keeps a request that timed out; receive_response gives it up and a late reply "
+TEST_CASE("gen_server: wait_response keeps a request that timed out — receive_response gives it up and a late reply "
           "is never seen",
           "[gen_server][request]") {
   in_process(2, [] {
@@ -161,7 +161,7 @@ struct gatherer : gs::behaviour<gatherer> {
 };
 }  // namespace
 
-TEST_CASE("gen_server: request-id collections: each response comes with its label; remove takes it out; an empty "
+TEST_CASE("gen_server: request-id collections: each response comes with its label — remove takes it out — an empty "
           "collection says no_request",
           "[gen_server][request]") {
   in_process(2, [] {
@@ -235,7 +235,7 @@ struct maybe : gs::behaviour<maybe> {
 };
 }  // namespace
 
-TEST_CASE("gen_server: ignore from init: start returns ignored, nothing runs, no name is taken; a supervisor keeps "
+TEST_CASE("gen_server: ignore from init: start returns ignored, nothing runs, no name is taken — a supervisor keeps "
           "the child as not running",
           "[gen_server][otp]") {
   in_process(2, [] {
@@ -274,7 +274,7 @@ TEST_CASE("gen_server: ignore from init: start returns ignored, nothing runs, no
   });
 }
 
-TEST_CASE("gen_server: start_monitor monitors the server from its spawn; a failed start leaves no monitor and no "
+TEST_CASE("gen_server: start_monitor monitors the server from its spawn — a failed start leaves no monitor and no "
           "down",
           "[gen_server][otp]") {
   in_process(2, [] {
@@ -318,7 +318,7 @@ struct slow_init : gs::behaviour<slow_init> {
 };
 }  // namespace
 
-TEST_CASE("gen_server: a start timeout kills a server still in init and start fails with timed_out; the starter "
+TEST_CASE("gen_server: a start timeout kills a server still in init and start fails with timed_out — the starter "
           "is left nothing",
           "[gen_server][otp]") {
   auto clock = std::make_shared<ember::manual_clock>();
@@ -366,7 +366,7 @@ struct nagger : gs::behaviour<nagger> {
 };
 }  // namespace
 
-TEST_CASE("gen_server: after(t, msg) delivers msg to handle_info when no message comes within t; any message "
+TEST_CASE("gen_server: after(t, msg) delivers msg to handle_info when no message comes within t — any message "
           "cancels it",
           "[gen_server][otp]") {
   auto clock = std::make_shared<ember::manual_clock>();
@@ -430,7 +430,7 @@ struct on_schedule : gs::behaviour<on_schedule> {
 };
 }  // namespace
 
-TEST_CASE("gen_server: after(time_point) times out at that time on the runtime's clock; after(0) and a time "
+TEST_CASE("gen_server: after(time_point) times out at that time on the runtime's clock — after(0) and a time "
           "already passed time out as soon as the mailbox is empty",
           "[gen_server][otp]") {
   auto clock = std::make_shared<ember::manual_clock>();

@@ -22,7 +22,7 @@ bool no_exit_message() {
 }
 }  // namespace
 
-TEST_CASE("proc_lib: start_link returns once the child has called init_ack, linked to the caller; start does "
+TEST_CASE("proc_lib: start_link returns once the child has called init_ack, linked to the caller — start does "
           "not link",
           "[proc_lib]") {
   const unsigned workers = GENERATE(1u, 2u, 4u);
@@ -113,7 +113,7 @@ TEST_CASE("proc_lib: a child that does not answer within the timeout is killed a
   REQUIRE(r.is_normal());
 }
 
-TEST_CASE("proc_lib: a second init_ack or init_fail is bad_argument; start outside a process is not_in_process",
+TEST_CASE("proc_lib: a second init_ack or init_fail is bad_argument — start outside a process is not_in_process",
           "[proc_lib][misuse]") {
   in_process(2, [] {
     const ember::pid me = ember::self();
@@ -139,7 +139,7 @@ TEST_CASE("proc_lib: a second init_ack or init_fail is bad_argument; start outsi
 }
 
 TEST_CASE("proc_lib: a supervisor child started with the handshake has set itself up before a shutdown can "
-          "reach it; a plain spawn_link child may be killed before it runs",
+          "reach it — a plain spawn_link child may be killed before it runs",
           "[proc_lib][supervisor]") {
   // One worker: a child spawned by the supervisor has not run when the
   // supervisor's start returns, unless the start waited for it.

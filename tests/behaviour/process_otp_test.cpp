@@ -47,7 +47,7 @@ TEST_CASE("exit signals: a swallowed exit signal still ends the process with its
   });
 }
 
-TEST_CASE("monitor: monitoring a registered name watches its holder and the down names it; a name nobody holds "
+TEST_CASE("monitor: monitoring a registered name watches its holder and the down names it — a name nobody holds "
           "gives noproc at once",
           "[monitor][otp]") {
   in_process(2, [] {
@@ -238,7 +238,7 @@ TEST_CASE("runtime::stop gives up on a process that swallows its kill in a catch
   REQUIRE(log.contains("abandoned"));
 }
 
-TEST_CASE("runtime::stop gives up on a process in plain C++ code that never calls the runtime; it ends at its next "
+TEST_CASE("runtime::stop gives up on a process in plain C++ code that never calls the runtime — it ends at its next "
           "runtime call, on its own thread",
           "[signals][otp]") {
   ember_test::captured_log log;
@@ -266,7 +266,7 @@ TEST_CASE("runtime::stop gives up on a process in plain C++ code that never call
   }  // the runtime is kept, not destroyed: the detached thread may still be leaving it
 }
 
-TEST_CASE("application: a root that swallows its kill is given up on after the runtime's stop_timeout; run "
+TEST_CASE("application: a root that swallows its kill is given up on after the runtime's stop_timeout — run "
           "returns killed",
           "[application][otp]") {
   ember_test::captured_log log;

@@ -108,7 +108,7 @@ TEST_CASE("registry: update_value changes the caller's value under a unique key 
   REQUIRE_THROWS_AS(r.register_name("n", 1), ember::not_in_process);
 }
 
-TEST_CASE("registry: a process may register under one duplicate key more than once; unregister_name removes "
+TEST_CASE("registry: a process may register under one duplicate key more than once — unregister_name removes "
           "all of its registrations there",
           "[registry]") {
   in_process(2, [] {
@@ -175,7 +175,7 @@ TEST_CASE("registry: count, select and count_select look at every registration",
   });
 }
 
-TEST_CASE("registry: dispatch(key, fn) calls fn once with the entries, outside the registry's locks; dispatch "
+TEST_CASE("registry: dispatch(key, fn) calls fn once with the entries, outside the registry's locks — dispatch "
           "(key, msg) still sends a copy to each",
           "[registry]") {
   in_process(2, [] {

@@ -53,7 +53,7 @@ bool no_exit_message() {
 
 }  // namespace
 
-TEST_CASE("supervisor: an init callback computes the flags and children in the supervisor's process; ignore "
+TEST_CASE("supervisor: an init callback computes the flags and children in the supervisor's process — ignore "
           "starts nothing",
           "[supervisor]") {
   in_process(2, [] {

@@ -20,7 +20,7 @@ using ember_test::in_process;
 using namespace ember_test::supervision;
 namespace dyn = ember::dynamic_supervisor;
 
-TEST_CASE("supervisor: a temporary child whose start returns ignore is not kept; other restart types keep it "
+TEST_CASE("supervisor: a temporary child whose start returns ignore is not kept — other restart types keep it "
           "as stopped",
           "[supervisor]") {
   in_process(2, [] {
@@ -53,7 +53,7 @@ TEST_CASE("supervisor: a temporary child whose start returns ignore is not kept;
   });
 }
 
-TEST_CASE("supervisor: a start function that exits or throws fails that start with its reason; the supervisor "
+TEST_CASE("supervisor: a start function that exits or throws fails that start with its reason — the supervisor "
           "lives on",
           "[supervisor]") {
   in_process(2, [] {
@@ -199,7 +199,7 @@ TEST_CASE("supervisor: a period so long that the restart window would overflow s
   });
 }
 
-TEST_CASE("supervisor: a child waiting to be restarted answers restarting to restart_child and delete_child; "
+TEST_CASE("supervisor: a child waiting to be restarted answers restarting to restart_child and delete_child — "
           "terminate_child cancels its restart (static) or removes it (dynamic)",
           "[supervisor]") {
   in_process(2, [] {

@@ -25,7 +25,7 @@ struct go {};
 bool mailbox_empty() { return ember::process_info(ember::self())->message_queue_len == 0; }
 }  // namespace
 
-TEST_CASE("task: async runs fn in a process linked to and monitored by the caller; await returns its result",
+TEST_CASE("task: async runs fn in a process linked to and monitored by the caller — await returns its result",
           "[task]") {
   const unsigned workers = GENERATE(1u, 2u, 4u);
   in_process(workers, [] {
@@ -53,7 +53,7 @@ TEST_CASE("task: async runs fn in a process linked to and monitored by the calle
   });
 }
 
-TEST_CASE("task: a task that crashes takes its caller down through the link; a trapping caller's await throws "
+TEST_CASE("task: a task that crashes takes its caller down through the link — a trapping caller's await throws "
           "task_exited with the reason",
           "[task]") {
   in_process(2, [] {
@@ -78,7 +78,7 @@ TEST_CASE("task: a task that crashes takes its caller down through the link; a t
   });
 }
 
-TEST_CASE("task: await throws task_timeout when the result does not come in time; the task runs on", "[task]") {
+TEST_CASE("task: await throws task_timeout when the result does not come in time — the task runs on", "[task]") {
   auto clock = std::make_shared<ember::manual_clock>();
   auto o = ember_test::opts(1);
   o.clock = clock;
@@ -192,7 +192,7 @@ TEST_CASE("task: shutdown stops a running task (nullopt), returns a result that 
   REQUIRE(p.wait().is_normal());
 }
 
-TEST_CASE("task: only the owner awaits, once; ignore lets the task run on and drops its result", "[task]") {
+TEST_CASE("task: only the owner awaits, once — ignore lets the task run on and drops its result", "[task]") {
   in_process(2, [] {
     auto h = task::async([] {
       ember::receive([](go) {});
@@ -250,7 +250,7 @@ TEST_CASE("task: async_stream runs at most max_concurrency tasks at once and giv
   });
 }
 
-TEST_CASE("task: async_stream's timeout: kill_task gives that item an exit with reason timeout; exit kills every "
+TEST_CASE("task: async_stream's timeout: kill_task gives that item an exit with reason timeout — exit kills every "
           "running task and throws task_timeout",
           "[task]") {
   auto clock = std::make_shared<ember::manual_clock>();

@@ -122,7 +122,7 @@ TEST_CASE("time: send_after with 0 delivers at once and its reference is never p
   CHECK(*ok == 3);
 }
 
-TEST_CASE("time: an absolute time more than max_timer_delay ahead is bad_argument; now() with no runtime is an error",
+TEST_CASE("time: an absolute time more than max_timer_delay ahead is bad_argument — now() with no runtime is an error",
           "[time]") {
   {
     auto clock = std::make_shared<ember::manual_clock>();

@@ -149,7 +149,12 @@ start_result<S> start_with(start_config cfg, A&&... args) {
   std::optional<start_result<S>> r;
   bool gone = false;
   auto on_ack = ember::when([ref](const start_ack& a) { return a.ref == ref; }, [&](start_ack a) {
-    r.emplace(a.status, a.status == start_status::already_started ? a.existing : child, std::move(a.reason));
+    // ignore: nothing runs, so no pid (OTP's bare `ignore`).
+    r.emplace(a.status,
+              a.status == start_status::already_started ? a.existing
+              : a.status == start_status::ignored       ? ember::pid{}
+                                                        : child,
+              std::move(a.reason));
   });
   auto on_down = ember::when([m](const ember::down& d) { return d.ref == m; }, [&](ember::down d) {
     gone = true;

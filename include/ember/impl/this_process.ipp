@@ -68,8 +68,14 @@ void spend_slow(process* p) {
     p->budget.store(b, std::memory_order_relaxed);
   }
   // Yield first when the budget is spent, even with a kill pending: a
-  // process that swallows its kill in a loop is still preempted.
-  if (b <= 0) switch_out(p, switch_request::yield);
+  // process that swallows its kill in a loop is still preempted.  Not
+  // while the runtime stops: a killed process ends at once then (one that
+  // runtime::stop gave up on may be back on a thread whose worker has
+  // gone, with no scheduler left to resume it).
+  if (b <= 0) {
+    if (EMBER_UNLIKELY(p->kill_pending.load(std::memory_order_relaxed)) && p->rt->stopping()) check_kill(p);
+    switch_out(p, switch_request::yield);
+  }
   check_kill(p);
 }
 
