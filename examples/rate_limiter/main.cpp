@@ -397,8 +397,12 @@ int main() {
         traffic.id = "traffic";
         traffic.restart = sup::temporary;
         traffic.start = [&]() -> sup::started {
-          return ember::spawn_link([&customers, limiter, clock, sink, &out] {
-            traffic_generator(customers, limiter, clock, sink, out).run();
+          // proc_lib's handshake: the supervisor goes on once the generator
+          // is set up, so a shutdown cannot catch it half-made.
+          return ember::proc_lib::start_link([&customers, limiter, clock, sink, &out](ember::proc_lib::starter& s) {
+            traffic_generator generator(customers, limiter, clock, sink, out);
+            s.init_ack();
+            generator.run();
           });
         };
         auto root = sup::start_link({.strategy = sup::one_for_one}, {limiter.child_spec("rate_limiter"), traffic});

@@ -43,6 +43,11 @@ inline constexpr restart_type temporary = restart_type::temporary;
 
 enum class child_type { worker, supervisor };
 
+namespace detail {
+/// shutdown_spec::timeout's refusal: a spec_error on the shutdown field.
+[[noreturn]] void throw_bad_shutdown(long double ms);
+}  // namespace detail
+
 /// How a child is stopped: killed at once, or sent `shutdown` and killed if
 /// it has not exited within a time (or never killed: infinity).
 class shutdown_spec {
@@ -56,9 +61,7 @@ public:
   template <class Rep, class Period>
   static constexpr shutdown_spec timeout(std::chrono::duration<Rep, Period> t) {
     const long double ms = std::chrono::duration<long double, std::milli>(t).count();
-    if (!(ms >= 0))  // and NaN
-      throw bad_argument("ember::supervisor::shutdown_spec::timeout: t = " + ember::detail::describe_ms(ms * 1e6L) +
-                         ": must be >= 0");
+    if (!(ms >= 0)) detail::throw_bad_shutdown(ms);  // and NaN
     if (ms > static_cast<long double>(max_timer_delay.count())) return infinity();
     auto whole = static_cast<std::int64_t>(ms);
     if (static_cast<long double>(whole) < ms) ++whole;  // rounded up
@@ -200,6 +203,12 @@ private:
   spec_field field_;
   std::string child_id_;
 };
+
+[[noreturn]] inline void detail::throw_bad_shutdown(long double ms) {
+  throw spec_error(spec_field::shutdown, "",
+                   "ember::supervisor::shutdown_spec::timeout: t = " + ember::detail::describe_ms(ms * 1e6L) +
+                       ": must be >= 0");
+}
 
 /// Whether significant children are allowed, and what they do (see
 /// supervisor.hpp's flags::auto_shutdown).

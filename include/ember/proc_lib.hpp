@@ -24,7 +24,9 @@
 //  - fn returning, throwing or exiting before init_ack: start returns false
 //    with the process's exit reason (normal when fn returned).
 //  - options::timeout (default infinity): no answer in time kills the
-//    process; start returns false with error "timeout".
+//    process; start returns false with error "timeout".  A negative
+//    timeout other than infinity, or NaN, is bad_argument before anything
+//    starts; one beyond ~146 years (any unit's max()) is infinity.
 //  - However it fails, start returns after the process has exited and
 //    leaves no exit_message of it in a trapping starter's mailbox.
 //  - init_ack or init_fail a second time is bad_argument.
@@ -38,6 +40,7 @@
 #include <optional>
 #include <utility>
 
+#include "ember/detail/timeout_arg.hpp"
 #include "ember/errors.hpp"
 #include "ember/exit_reason.hpp"
 #include "ember/mailbox/envelope.hpp"
@@ -86,8 +89,10 @@ private:
 };
 
 struct options {
-  /// How long to wait for init_ack (negative: for ever).
-  std::chrono::milliseconds timeout{-1};
+  /// How long to wait for init_ack: any duration >= 0; infinity (-1 ms,
+  /// the default), +inf or anything beyond ~146 years waits for ever; any
+  /// other negative value or NaN is bad_argument, before anything starts.
+  ember::detail::timeout_arg timeout{std::chrono::milliseconds(-1)};
   spawn_options spawn;
 };
 
@@ -113,12 +118,13 @@ private:
 namespace detail {
 /// Wait for child's answer to ref (or its exit, or the timeout), then settle
 /// a failure (detail/start_sync.hpp).
-start_result await(const ember::pid& child, const monitor_ref& m, std::uint64_t ref, std::chrono::milliseconds timeout,
+start_result await(const ember::pid& child, const monitor_ref& m, std::uint64_t ref, std::int64_t timeout_ns,
                    bool linked);
 std::uint64_t next_ref();
 
 template <bool Link, class F>
 start_result start_impl(F&& fn, const options& o) {
+  const std::int64_t timeout_ns = o.timeout.ns(Link ? "proc_lib::start_link" : "proc_lib::start", "timeout");
   const ember::pid me = ember::self();
   const std::uint64_t ref = next_ref();
   auto body = [f = std::forward<F>(fn), me, ref]() mutable {
@@ -127,7 +133,7 @@ start_result start_impl(F&& fn, const options& o) {
   };
   const ember::pid child = Link ? ember::spawn_link(std::move(body), o.spawn) : ember::spawn(std::move(body), o.spawn);
   const monitor_ref m = ember::monitor(child);
-  return await(child, m, ref, o.timeout, Link);
+  return await(child, m, ref, timeout_ns, Link);
 }
 }  // namespace detail
 

@@ -162,6 +162,12 @@ TEST_CASE("durations: shutdown_spec::timeout rejects negative t and NaN, and tak
   CHECK(sup::shutdown_spec::timeout(1500us).time() == 2ms);  // rounded up: never killed early
   CHECK(sup::shutdown_spec::timeout(0ms).time() == 0ms);
   CHECK_THROWS_AS(sup::shutdown_spec::timeout(-1ms), ember::bad_argument);
+  try {
+    (void)sup::shutdown_spec::timeout(-1ms);
+  } catch (const sup::spec_error& e) {
+    CHECK(e.field() == sup::spec_field::shutdown);  // the field, as data
+  }
+  CHECK_THROWS_AS(sup::shutdown_spec::timeout(-1ms), sup::spec_error);
   CHECK_THROWS_AS(sup::shutdown_spec::timeout(std::chrono::milliseconds::min()), ember::bad_argument);
   CHECK_THROWS_AS(sup::shutdown_spec::timeout(std::chrono::hours::min()), ember::bad_argument);
   CHECK_THROWS_AS(sup::shutdown_spec::timeout(minus_inf_s), ember::bad_argument);

@@ -4,7 +4,9 @@
 // supervisor's shutdown right after the start finds the child set up.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <string>
 
@@ -111,6 +113,29 @@ TEST_CASE("proc_lib: a child that does not answer within the timeout is killed a
   auto r = p.wait();
   INFO(r);
   REQUIRE(r.is_normal());
+}
+
+TEST_CASE("proc_lib: a negative timeout is bad_argument before anything starts, and max() is no timeout (not an overflow into one that has run out)",
+          "[proc_lib][duration]") {
+  in_process(2, [] {
+    auto started = std::make_shared<std::atomic<int>>(0);
+    auto run = [started](pl::starter& s) {
+      started->fetch_add(1);
+      s.init_ack();
+      ember::receive<go>();
+    };
+    REQUIRE_THROWS_AS(pl::start_link(run, pl::options{.timeout = -5ms}), ember::bad_argument);
+    REQUIRE_THROWS_AS(pl::start(run, pl::options{.timeout = std::chrono::duration<double>(std::nan(""))}),
+                      ember::bad_argument);
+    REQUIRE(started->load() == 0);
+    auto r = pl::start_link(run, pl::options{.timeout = std::chrono::milliseconds::max()});
+    REQUIRE(r);
+    auto q = pl::start_link(run, pl::options{.timeout = std::chrono::hours::max()});
+    REQUIRE(q);
+    REQUIRE(started->load() == 2);
+    ember::send(r.pid(), go{});
+    ember::send(q.pid(), go{});
+  });
 }
 
 TEST_CASE("proc_lib: a second init_ack or init_fail is bad_argument — start outside a process is not_in_process",

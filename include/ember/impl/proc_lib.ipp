@@ -29,7 +29,7 @@ namespace detail {
 
 std::uint64_t next_ref() { return ++ember::detail::current_or_throw("proc_lib::start")->call_seq; }
 
-start_result await(const ember::pid& child, const monitor_ref& m, std::uint64_t ref, std::chrono::milliseconds timeout,
+start_result await(const ember::pid& child, const monitor_ref& m, std::uint64_t ref, std::int64_t timeout_ns,
                    bool linked) {
   bool ok = false, down_taken = false, timed_out = false;
   std::optional<exit_reason> error;
@@ -43,7 +43,7 @@ start_result await(const ember::pid& child, const monitor_ref& m, std::uint64_t 
                                down_taken = true;
                                error = std::move(d.reason);
                              }),
-                 ember::after(timeout.count() < 0 ? ember::max_receive_timeout : std::chrono::nanoseconds(timeout),
+                 ember::after(timeout_ns < 0 ? ember::max_receive_timeout : std::chrono::nanoseconds(timeout_ns),
                               [&] { timed_out = true; }));
   if (ok) {
     ember::demonitor(m, ember::demonitor_option::flush);
