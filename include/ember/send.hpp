@@ -21,7 +21,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "ember/detail/config.hpp"
+#include "ember/base/config.hpp"
 #include "ember/detail/deliver.hpp"
 #include "ember/detail/runtime_core.hpp"
 #include "ember/mailbox/envelope.hpp"

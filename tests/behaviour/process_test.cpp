@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "ember/detail/config.hpp"
+#include "ember/base/config.hpp"
 #include "support/support.hpp"
 
 using namespace std::chrono_literals;

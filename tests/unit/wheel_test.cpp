@@ -2,7 +2,7 @@
 // fires exactly once, at the first advance that reaches its tick, never
 // before, in due order — including ticks far beyond the wheel's reach of
 // 2^36 ms and a wheel that sat empty while time ran on.  And the runtime's
-// clock reading (detail/fast_clock.hpp) against steady_clock.
+// clock reading (base/fast_clock.hpp) against steady_clock.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -12,7 +12,7 @@
 #include <random>
 #include <vector>
 
-#include "ember/detail/fast_clock.hpp"
+#include "ember/base/fast_clock.hpp"
 #include "ember/timer/wheel.hpp"
 
 namespace {

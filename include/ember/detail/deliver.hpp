@@ -14,7 +14,7 @@
 
 #include <cstdint>
 
-#include "ember/detail/config.hpp"
+#include "ember/base/config.hpp"
 #include "ember/detail/runtime_core.hpp"
 #include "ember/mailbox/envelope.hpp"
 #include "ember/mailbox/mailbox.hpp"

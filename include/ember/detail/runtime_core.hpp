@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "ember/clock.hpp"
-#include "ember/detail/fast_clock.hpp"
+#include "ember/base/fast_clock.hpp"
 #include "ember/detail/name_table.hpp"
 #include "ember/options.hpp"
 #include "ember/pid.hpp"

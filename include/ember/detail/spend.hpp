@@ -15,7 +15,7 @@
 
 #include <atomic>
 
-#include "ember/detail/config.hpp"
+#include "ember/base/config.hpp"
 #include "ember/process/process.hpp"
 
 namespace ember::detail {

@@ -24,7 +24,7 @@
 
 #include <fmt/format.h>
 
-#include "ember/detail/config.hpp"
+#include "ember/base/config.hpp"
 #include "ember/errors.hpp"
 
 namespace ember::detail {

@@ -3,7 +3,7 @@
 
 #include <new>
 
-#include "ember/detail/config.hpp"
+#include "ember/base/config.hpp"
 #include "ember/mailbox/envelope_pool.hpp"
 
 namespace ember::detail {

@@ -6,7 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "ember/detail/config.hpp"
+#include "ember/base/config.hpp"
 #if EMBER_ASAN
 #include <sanitizer/asan_interface.h>
 #endif

@@ -35,7 +35,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ember/detail/config.hpp"
+#include "ember/base/config.hpp"
 #include "ember/mailbox/envelope.hpp"
 #include "ember/options.hpp"
 

@@ -13,7 +13,7 @@
 
 #include <boost/context/detail/fcontext.hpp>
 
-#include "ember/detail/config.hpp"
+#include "ember/base/config.hpp"
 
 #if EMBER_ASAN
 extern "C" {

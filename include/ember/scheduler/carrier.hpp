@@ -54,7 +54,7 @@
 #include <optional>
 #include <thread>
 
-#include "ember/detail/config.hpp"
+#include "ember/base/config.hpp"
 #include "ember/exit_reason.hpp"
 #include "ember/process/fiber.hpp"
 #include "ember/process/process.hpp"

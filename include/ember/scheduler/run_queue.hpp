@@ -20,7 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ember/detail/config.hpp"
+#include "ember/base/config.hpp"
 
 namespace ember::detail {
 

@@ -40,7 +40,7 @@
 #include <thread>
 #include <vector>
 
-#include "ember/detail/config.hpp"
+#include "ember/base/config.hpp"
 
 namespace ember::detail {
 

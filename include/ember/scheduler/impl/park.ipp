@@ -1,4 +1,4 @@
-// ember/impl/park.ipp — parker (compiled once, in src/ember.cpp).
+// ember/scheduler/impl/park.ipp — parker (compiled once, in src/ember.cpp).
 #pragma once
 
 #include <linux/futex.h>

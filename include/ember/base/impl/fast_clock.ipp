@@ -1,10 +1,10 @@
-// ember/impl/fast_clock.ipp — re-anchoring and measuring the counter rate
+// ember/base/impl/fast_clock.ipp — re-anchoring and measuring the counter rate
 // for detail::fast_clock (compiled once, in src/ember.cpp).
 #pragma once
 
 #include <cpuid.h>
 
-#include "ember/detail/fast_clock.hpp"
+#include "ember/base/fast_clock.hpp"
 
 namespace ember::detail::fast_clock {
 

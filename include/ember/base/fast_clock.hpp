@@ -1,4 +1,4 @@
-// ember/detail/fast_clock.hpp — the runtime's reading of the system clock:
+// ember/base/fast_clock.hpp — the runtime's reading of the system clock:
 // std::chrono::steady_clock, extrapolated between readings with the CPU's
 // time-stamp counter.
 //

@@ -1,4 +1,4 @@
-// ember/impl/carrier_pool.ipp — spare carriers, hand-off and retirement
+// ember/scheduler/impl/carrier_pool.ipp — spare carriers, hand-off and retirement
 // (compiled once, in src/ember.cpp).  The protocol is at the top of
 // scheduler/carrier_pool.hpp; the lease handshake in scheduler/carrier.hpp.
 #pragma once

@@ -1,4 +1,4 @@
-// ember/impl/worker.ipp — the worker loop, a slice of a process, and process
+// ember/scheduler/impl/worker.ipp — the worker loop, a slice of a process, and process
 // exit (compiled once, in src/ember.cpp, after carrier.ipp).
 //
 // Process exit (worker::finish), in order:

@@ -1,4 +1,4 @@
-// ember/impl/sysmon.ipp — the monitor thread (compiled once, in
+// ember/scheduler/impl/sysmon.ipp — the monitor thread (compiled once, in
 // src/ember.cpp).  What a tick does is at the top of scheduler/sysmon.hpp.
 #pragma once
 
@@ -11,7 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "ember/detail/fast_clock.hpp"
+#include "ember/base/fast_clock.hpp"
 #include "ember/detail/runtime_core.hpp"
 #include "ember/process_info.hpp"
 #include "ember/scheduler/sysmon.hpp"

@@ -1,4 +1,4 @@
-// ember/detail/config.hpp — compiler and sanitizer switches used by the
+// ember/base/config.hpp — compiler and sanitizer switches used by the
 // internals.  Threads: n/a (macros).  Ownership: n/a.
 #pragma once
 

@@ -1,4 +1,4 @@
-// ember/impl/carrier.ipp — carrier threads, the lease's slow path and
+// ember/scheduler/impl/carrier.ipp — carrier threads, the lease's slow path and
 // fences, the fiber entry of every process and its switch back (compiled
 // once, in src/ember.cpp, before worker.ipp).
 //
