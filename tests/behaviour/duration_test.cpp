@@ -106,9 +106,7 @@ TEST_CASE("durations: a handler's after(t) rejects negative t and NaN in the han
           "timeout, and waits out a timeout longer than a timer's longest delay",
           "[duration][gen_server]") {
   auto clock = std::make_shared<ember::manual_clock>();
-  auto o = ember_test::opts(1);
-  o.clock = clock;
-  ember::runtime rt(o);
+  ember::runtime rt(ember_test::manual_opts(clock));
   auto fired = std::make_shared<std::atomic<int>>(0);
   auto step = std::make_shared<std::atomic<int>>(0);
   auto driver = rt.spawn_monitor([fired, step] {

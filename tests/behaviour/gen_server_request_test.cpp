@@ -322,9 +322,7 @@ TEST_CASE("gen_server: a start timeout kills a server still in init and start fa
           "is left nothing",
           "[gen_server][otp]") {
   auto clock = std::make_shared<ember::manual_clock>();
-  auto o = ember_test::opts(1);
-  o.clock = clock;
-  ember::runtime rt(o);
+  ember::runtime rt(ember_test::manual_opts(clock));
   auto inits = std::make_shared<std::atomic<int>>(0);
   auto result = std::make_shared<std::atomic<int>>(0);
   auto p = rt.spawn_monitor([inits, result] {
@@ -370,9 +368,7 @@ TEST_CASE("gen_server: after(t, msg) delivers msg to handle_info when no message
           "cancels it",
           "[gen_server][otp]") {
   auto clock = std::make_shared<ember::manual_clock>();
-  auto o = ember_test::opts(1);
-  o.clock = clock;
-  ember::runtime rt(o);
+  ember::runtime rt(ember_test::manual_opts(clock));
   auto seen = std::make_shared<std::vector<std::string>>();
   auto srv = std::make_shared<ember::pid>();
   auto p = rt.spawn_monitor([seen, srv] {
@@ -434,9 +430,7 @@ TEST_CASE("gen_server: after(time_point) times out at that time on the runtime's
           "already passed time out as soon as the mailbox is empty",
           "[gen_server][otp]") {
   auto clock = std::make_shared<ember::manual_clock>();
-  auto o = ember_test::opts(1);
-  o.clock = clock;
-  ember::runtime rt(o);
+  ember::runtime rt(ember_test::manual_opts(clock));
   auto seen = std::make_shared<std::vector<std::string>>();
   auto p = rt.spawn_monitor([seen] {
     auto s = gs::start<on_schedule>(seen);

@@ -327,9 +327,7 @@ TEST_CASE("gen_server: after(t) delivers server_timeout when no message comes in
           "handle_continue first",
           "[gen_server]") {
   auto clock = std::make_shared<ember::manual_clock>();
-  auto o = ember_test::opts(1);
-  o.clock = clock;
-  ember::runtime rt(o);
+  ember::runtime rt(ember_test::manual_opts(clock));
   auto result = std::make_shared<std::atomic<long>>(0);
   auto p = rt.spawn_monitor([clock, result] {
     auto s = gs::start<counter>(nullptr, 3);

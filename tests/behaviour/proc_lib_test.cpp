@@ -91,9 +91,7 @@ TEST_CASE("proc_lib: a child that does not answer within the timeout is killed a
           "timeout",
           "[proc_lib]") {
   auto clock = std::make_shared<ember::manual_clock>();
-  auto o = ember_test::opts(1);
-  o.clock = clock;
-  ember::runtime rt(o);
+  ember::runtime rt(ember_test::manual_opts(clock));
   auto p = rt.spawn_monitor([] {
     ember::process_flag(ember::trap_exit, true);
     const ember::pid me = ember::self();

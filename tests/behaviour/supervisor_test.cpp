@@ -167,9 +167,7 @@ TEST_CASE("supervisor: more than intensity restarts within period stop the super
           "stopping its children, restarts older than period do not count",
           "[supervisor]") {
   auto clock = std::make_shared<ember::manual_clock>();
-  auto o = ember_test::opts(1);
-  o.clock = clock;
-  ember::runtime rt(o);
+  ember::runtime rt(ember_test::manual_opts(clock));
   auto stage = std::make_shared<std::atomic<int>>(0);
   auto p = rt.spawn_monitor([stage] {
     ember::process_flag(ember::trap_exit, true);
@@ -341,9 +339,7 @@ TEST_CASE("supervisor: a restart whose start fails is retried at once and counts
 TEST_CASE("supervisor: restart_backoff delays restarts, doubling up to the cap, and starts over after a long run",
           "[supervisor]") {
   auto clock = std::make_shared<ember::manual_clock>();
-  auto o = ember_test::opts(1);
-  o.clock = clock;
-  ember::runtime rt(o);
+  ember::runtime rt(ember_test::manual_opts(clock));
   auto running = std::make_shared<std::atomic<bool>>(false);
   auto kills = std::make_shared<std::atomic<int>>(0);
   auto p = rt.spawn_monitor([running, kills] {

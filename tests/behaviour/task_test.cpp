@@ -80,9 +80,7 @@ TEST_CASE("task: a task that crashes takes its caller down through the link — 
 
 TEST_CASE("task: await throws task_timeout when the result does not come in time — the task runs on", "[task]") {
   auto clock = std::make_shared<ember::manual_clock>();
-  auto o = ember_test::opts(1);
-  o.clock = clock;
-  ember::runtime rt(o);
+  ember::runtime rt(ember_test::manual_opts(clock));
   auto stage = std::make_shared<std::atomic<int>>(0);
   auto p = rt.spawn_monitor([stage] {
     auto h = task::async([] {
@@ -170,9 +168,7 @@ TEST_CASE("task: shutdown stops a running task (nullopt), returns a result that 
   });
   // A task that traps exits ignores `shutdown`: it is killed when the time runs out.
   auto clock = std::make_shared<ember::manual_clock>();
-  auto o = ember_test::opts(1);
-  o.clock = clock;
-  ember::runtime rt(o);
+  ember::runtime rt(ember_test::manual_opts(clock));
   auto stage = std::make_shared<std::atomic<int>>(0);
   auto p = rt.spawn_monitor([stage] {
     auto stubborn = task::async([] {
@@ -254,9 +250,7 @@ TEST_CASE("task: async_stream's timeout: kill_task gives that item an exit with 
           "running task and throws task_timeout",
           "[task]") {
   auto clock = std::make_shared<ember::manual_clock>();
-  auto o = ember_test::opts(1);
-  o.clock = clock;
-  ember::runtime rt(o);
+  ember::runtime rt(ember_test::manual_opts(clock));
   auto stage = std::make_shared<std::atomic<int>>(0);
   auto p = rt.spawn_monitor([stage] {
     std::vector<int> items{0, 1, 2, 3};

@@ -12,6 +12,7 @@
 #include "support/support.hpp"
 
 using namespace std::chrono_literals;
+using ember_test::manual_opts;
 using ember_test::opts;
 
 namespace {
@@ -22,11 +23,6 @@ struct a {};
 struct b {};
 struct c {};
 
-ember::runtime_options manual_opts(const std::shared_ptr<ember::manual_clock>& clock) {
-  auto o = opts(1);
-  o.clock = clock;
-  return o;
-}
 
 /// What the process saw, and when (on the manual clock).
 struct record {

@@ -34,6 +34,7 @@
 
 using namespace std::chrono_literals;
 using ember_test::in_process;
+using ember_test::manual_opts;
 using ember_test::opts;
 using ember_test::scaled;
 
@@ -49,12 +50,6 @@ struct tick {};
 struct go {};
 struct stop {};
 
-/// Options for a runtime driven by `clock` (one worker, logs dropped).
-ember::runtime_options manual_opts(const std::shared_ptr<ember::manual_clock>& clock) {
-  auto o = opts(1);
-  o.clock = clock;
-  return o;
-}
 
 /// What a recorder saw: the ids of the fired{} messages it received, in
 /// arrival order, with the clock's time at each arrival.  Written by a

@@ -51,6 +51,14 @@ inline ember::runtime_options opts(unsigned workers) {
   return o;
 }
 
+/// Options for a runtime driven by `clock` (one worker: a manual clock
+/// drives one; logs dropped).
+inline ember::runtime_options manual_opts(const std::shared_ptr<ember::manual_clock>& clock) {
+  auto o = opts(1);
+  o.clock = clock;
+  return o;
+}
+
 /// A logger whose lines a test can read from any thread, at any time.
 struct captured_log {
   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096);
