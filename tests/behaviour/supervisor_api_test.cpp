@@ -278,6 +278,28 @@ TEST_CASE("supervisor: auto_shutdown all_significant stops the supervisor when t
   });
 }
 
+TEST_CASE("supervisor: auto_shutdown all_significant counts a significant child waiting to be restarted as "
+          "running",
+          "[supervisor]") {
+  in_process(2, [] {
+    ember::process_flag(ember::trap_exit, true);
+    const ember::pid me = ember::self();
+    auto waits = significant(sup::worker<member>("s2", me, "s2"), sup::transient);
+    waits.backoff = sup::restart_backoff{std::chrono::hours(1), std::chrono::hours(1)};  // not during the test
+    auto s = sup::start_link({.intensity = 5, .auto_shutdown = sup::all_significant},
+                             {significant(sup::worker<member>("s1", me, "s1"), sup::temporary), waits});
+    REQUIRE(events(2) == strs{"start s1", "start s2"});
+    kill_and_wait(pid_of(s.server(), "s2"));  // crashed: its restart waits for the backoff
+    REQUIRE(sup::which_child(s.server(), "s2")->status == sup::child_status::restarting);
+    quit_and_wait(pid_of(s.server(), "s1"), ember::exit_reason::shutdown());  // by itself, not restarted
+    // s2 still counts: the supervisor goes on.
+    REQUIRE(sup::count_children(s.server()).specs == 1);
+    REQUIRE(sup::which_child(s.server(), "s2")->status == sup::child_status::restarting);
+    gs::stop(s.server(), ember::exit_reason::shutdown());
+    REQUIRE(next_exit().from == s.pid());
+  });
+}
+
 TEST_CASE("supervisor: a server type's child_defaults give its restart and shutdown to worker<S> and to the "
           "dynamic supervisor's child<S> and start_child<S>",
           "[supervisor]") {

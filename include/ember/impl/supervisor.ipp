@@ -436,7 +436,9 @@ bool static_server::auto_shutdown_due(const child_state& gone) const {
     case auto_shutdown::all_significant: break;
   }
   for (const child_state& c : base_.children.items())
-    if (&c != &gone && c.spec.significant && !c.pid.is_null()) return false;
+    // One waiting to be restarted counts as running, as in OTP (its pid
+    // there is {restarting, Pid}, not undefined).
+    if (&c != &gone && c.spec.significant && (!c.pid.is_null() || c.restarting)) return false;
   return true;
 }
 
