@@ -124,16 +124,24 @@ std::uint64_t next_ref();
 
 template <bool Link, class F>
 start_result start_impl(F&& fn, const options& o) {
-  const std::int64_t timeout_ns = o.timeout.ns(Link ? "proc_lib::start_link" : "proc_lib::start", "timeout");
-  const ember::pid me = ember::self();
+  const char* what = Link ? "proc_lib::start_link" : "proc_lib::start";
+  const std::int64_t timeout_ns = o.timeout.ns(what, "timeout");
+  ember::detail::process* self = ember::detail::enter_runtime(what, 10);
+  const ember::pid me = self->self_pid();
   const std::uint64_t ref = next_ref();
   auto body = [f = std::forward<F>(fn), me, ref]() mutable {
     starter s(me, ref);
     f(s);
   };
-  const ember::pid child = Link ? ember::spawn_link(std::move(body), o.spawn) : ember::spawn(std::move(body), o.spawn);
-  const monitor_ref m = ember::monitor(child);
-  return await(child, m, ref, timeout_ns, Link);
+  // Linked and monitored before it runs: a child that fails at once is
+  // seen with its own reason, never as noproc.
+  ember::detail::process* p = self->rt->make_process(std::move(body), o.spawn, what);
+  const std::uint64_t mid = self->rt->next_monitor_id();
+  const ember::pid child = self->rt->publish_spawn(p, [&](ember::pid c) {
+    if constexpr (Link) ember::detail::link_new_child(self, p, c);
+    ember::detail::monitor_new_child(self, p, c, mid);
+  });
+  return await(child, monitor_ref{mid, child}, ref, timeout_ns, Link);
 }
 }  // namespace detail
 

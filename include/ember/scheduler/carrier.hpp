@@ -53,6 +53,7 @@
 #include <cstdint>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "ember/base/config.hpp"
 #include "ember/exit_reason.hpp"
@@ -221,6 +222,7 @@ private:
   unsigned depth_ = 0;   // owner: lease nesting
   parker parker_;        // a spare parks here
   std::atomic<bool> done_{false};  // set by the thread as it leaves main()
+  std::vector<char> alt_stack_;    // owner: its alternate signal stack
   std::thread thread_;
 };
 

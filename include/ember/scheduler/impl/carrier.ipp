@@ -274,10 +274,12 @@ void carrier::main(worker* first) {
   side.tsan_fiber = __tsan_get_current_fiber();
 #endif
   // An alternate signal stack, so a stack overflow can still be reported.
-  std::vector<char> alt(64 * 1024);
+  // The carrier owns it: a carrier that runtime::stop detached may still be
+  // running a process's fiber when the program exits.
+  alt_stack_.resize(64 * 1024);
   stack_t ss{};
-  ss.ss_sp = alt.data();
-  ss.ss_size = alt.size();
+  ss.ss_sp = alt_stack_.data();
+  ss.ss_size = alt_stack_.size();
   ::sigaltstack(&ss, nullptr);
 
   carrier_pool& pool = rt_.carriers();
