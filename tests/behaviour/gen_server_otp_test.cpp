@@ -157,7 +157,7 @@ TEST_CASE("gen_server: timeouts are checked where they are given: negative or Na
       REQUIRE(gs::call(s.server(), get{}, std::chrono::hours::max()) == 0);
       REQUIRE(gs::call(s.server(), get{}, std::chrono::seconds::max()) == 0);
       REQUIRE(gs::call(s.server(), get{}, std::chrono::duration<double>(INFINITY)) == 0);
-      REQUIRE(gs::call(s.server(), get{}, std::chrono::duration<double, std::milli>(2.5)) == 0);
+      REQUIRE(gs::call(s.server(), get{}, std::chrono::duration<double, std::milli>(5000.5)) == 0);  // fractional
       try {
         (void)gs::call(s.server(), get{}, 0ms);  // may time out; never bad_argument
       } catch (const ember::call_timeout&) {
