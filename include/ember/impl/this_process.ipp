@@ -52,7 +52,7 @@ void spend_slow(process* p) {
   long b = p->budget.load(std::memory_order_relaxed);
   if (b <= 0 && b > budget_revoked / 2 && p->budget_reserve > 0) {
     // A chunk is spent: go on with the next one unless the slice has run
-    // past time_slice by the clock (the monitor's zero may come later, or
+    // past time_slice by the clock (the monitor's revocation may come later, or
     // not at all when its thread waits for a CPU).
     bool young = true;
     if (const std::int64_t slice = p->rt->time_slice_ns(); slice > 0) {
