@@ -5,22 +5,13 @@
 // Ownership: n/a.
 #pragma once
 
+#include "ember/detail/spend.hpp"
 #include "ember/exit_reason.hpp"
 #include "ember/pid.hpp"
 
 namespace ember {
 
 namespace detail {
-struct process;
-/// The calling process, or throws not_in_process naming `operation`.
-process* current_or_throw(const char* operation);
-/// current_or_throw, then spend n reductions: the preemption and kill check
-/// that every runtime entry makes first, so that an entry that fails fast
-/// (throws, or finds nothing to do) still counts and can still yield.
-process* enter_runtime(const char* operation, long n = 1);
-/// Spend n reductions of the current slice; yield when the budget runs out.
-/// Also where a pending kill is noticed.  No-op outside a process.
-void spend(long n);
 /// End the calling process, when its entry returns, with r instead of
 /// normal (process context, just before the entry returns).
 void set_exit_on_return(exit_reason r);

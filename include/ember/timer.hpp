@@ -54,6 +54,7 @@
 #include "ember/errors.hpp"
 #include "ember/mailbox/envelope.hpp"
 #include "ember/pid.hpp"
+#include "ember/scheduler/carrier.hpp"
 #include "ember/send.hpp"
 #include "ember/this_process.hpp"
 #include "ember/timer/wheel.hpp"
@@ -85,18 +86,24 @@ class worker;
 /// on on a worker; inside ember::blocking there is none (ember::error).
 class timer_lease {
 public:
-  timer_lease(process* self, const char* what);
-  ~timer_lease();
+  timer_lease(process* self, const char* what) : w(enter(self, what, c_)) {}
+  ~timer_lease() { c_->leave(); }
   timer_lease(const timer_lease&) = delete;
   timer_lease& operator=(const timer_lease&) = delete;
   worker* const w;
 
 private:
-  static worker* enter(process* self, const char* what, carrier*& c);
+  static worker* enter(process* self, const char* what, carrier*& c) {
+    c = this_carrier();
+    if (worker* w = c->enter(); EMBER_LIKELY(w != nullptr)) return w;
+    return enter_slow(self, what, c);
+  }
+  static worker* enter_slow(process* self, const char* what, carrier*& c);
   carrier* c_;
 };
 /// A fresh, unpublished timer node of the leased worker, due at deadline_ns
-/// (now_ns: the runtime's clock, read by the caller).
+/// (now_ns: the runtime's clock, read by the caller; or -1: deadline_ns is
+/// a delay, from the clock read here).
 timer_ref timer_begin(timer_lease& l, std::int64_t now_ns, std::int64_t deadline_ns);
 /// Publish it (its message set): delivered to dest when due, or to whoever
 /// holds dest_name then, when dest_name is not empty.
@@ -139,8 +146,9 @@ std::int64_t checked_delay(std::chrono::duration<Rep, Period> d, const char* wha
 }
 
 /// Start a timer due at deadline_ns (on the runtime's clock, which read
-/// now_ns) delivering the message M built by make(ref); `due` says it is
-/// due already: then it is delivered at once.
+/// now_ns; -1: deadline_ns is a delay from now) delivering the message M
+/// built by make(ref); `due` says it is due already: then it is delivered
+/// at once.
 template <class M, class Make>
 timer_ref start_at(process* self, const char* what, pid dest, std::string_view name, std::int64_t now_ns,
                    std::int64_t deadline_ns, bool due, Make&& make) {
@@ -175,8 +183,7 @@ template <class M, class Rep, class Period, class Make>
 timer_ref start(const char* what, pid dest, std::string_view name, std::chrono::duration<Rep, Period> d, Make&& make) {
   process* self = enter_runtime(what);
   const std::int64_t ns = checked_delay(d, what);
-  const std::int64_t now = ns == 0 ? 0 : now_ns_of(self);
-  return start_at<M>(self, what, dest, name, now, now + ns, ns == 0, std::forward<Make>(make));
+  return start_at<M>(self, what, dest, name, -1, ns, ns == 0, std::forward<Make>(make));
 }
 /// The same at an absolute time on the runtime's clock, at most
 /// max_timer_delay ahead (a time passed already delivers at once).

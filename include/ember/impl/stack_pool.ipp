@@ -24,13 +24,11 @@ constexpr std::size_t slab_bytes = std::size_t{64} << 20;  // 64 MiB of stacks p
 std::atomic<int> guard_mode{0};  // 0 unknown, 1 MADV_GUARD_INSTALL works, 2 it does not
 }  // namespace
 
-std::size_t stack_pool::page_size() noexcept {
-  static const std::size_t p = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+std::size_t read_page_size() noexcept {
+  const auto p = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  page_size_cache.store(p, std::memory_order_relaxed);
   return p;
 }
-
-char* stack::usable_bottom() const noexcept { return base + stack_pool::page_size(); }
-std::size_t stack::usable_size() const noexcept { return size - stack_pool::page_size(); }
 
 std::size_t stack_pool::size_class(std::size_t usable) noexcept {
   std::size_t want = usable + page_size();

@@ -25,11 +25,7 @@ timer_ref arm_receive_timeout(process* self, std::int64_t deadline_ns, std::uint
 
 void throw_nan_timeout() { throw bad_argument("ember::after: timeout = NaN: not a duration"); }
 
-process* current_or_throw(const char* operation) {
-  process* p = this_process();
-  if (!p) throw not_in_process(operation);
-  return p;
-}
+void throw_not_in_process(const char* operation) { throw not_in_process(operation); }
 
 namespace {
 /// A pending kill (an exit signal that ends the process; `reason` was
@@ -79,15 +75,6 @@ void spend_slow(process* p) {
   check_kill(p);
 }
 
-process* enter_runtime(const char* operation, long n) {
-  process* p = current_or_throw(operation);
-  spend_in(p, n);
-  return p;
-}
-
-void spend(long n) {
-  if (process* p = this_process()) spend_in(p, n);
-}
 
 namespace {
 /// A wait with no timeout, made while the process unwinds for an exit

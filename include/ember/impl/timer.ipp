@@ -62,22 +62,23 @@ std::chrono::milliseconds left_of(std::int64_t deadline_ns, std::int64_t now_ns)
 }
 }  // namespace
 
-worker* timer_lease::enter(process* self, const char* what, carrier*& c) {
+worker* timer_lease::enter_slow(process* self, const char* what, carrier*& c) {
   for (;;) {
-    c = this_carrier();
-    if (worker* w = c->enter()) return w;
     if (self->in_blocking)
       throw error(std::string("ember::") + what +
                   " is not available inside ember::blocking (the process runs off the schedulers there)");
     // Its carrier lost the worker (a hand-off): go on on a worker first.
     switch_out(self, switch_request::yield);
+    c = this_carrier();
+    if (worker* w = c->enter()) return w;
   }
 }
 
-timer_lease::timer_lease(process* self, const char* what) : w(enter(self, what, c_)) {}
-timer_lease::~timer_lease() { c_->leave(); }
-
 timer_ref timer_begin(timer_lease& l, std::int64_t now_ns, std::int64_t deadline_ns) {
+  if (now_ns < 0) {
+    now_ns = l.w->runtime().now_ns();
+    deadline_ns += now_ns;
+  }
   return take_node(l.w, now_ns, deadline_ns);
 }
 

@@ -16,6 +16,7 @@
 // a stack handed out is owned by its process until released.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <mutex>
 #include <unordered_map>
@@ -23,11 +24,19 @@
 
 namespace ember::detail {
 
+/// The system's page size (sysconf, read once; a plain load after that).
+inline std::atomic<std::size_t> page_size_cache{0};
+std::size_t read_page_size() noexcept;
+inline std::size_t page_bytes() noexcept {
+  const std::size_t p = page_size_cache.load(std::memory_order_relaxed);
+  return p != 0 ? p : read_page_size();
+}
+
 struct stack {
   char* base = nullptr;   // lowest address (the guard page when guarded)
   std::size_t size = 0;   // whole size, guard included
-  [[nodiscard]] char* usable_bottom() const noexcept;  // above the guard page
-  [[nodiscard]] std::size_t usable_size() const noexcept;
+  [[nodiscard]] char* usable_bottom() const noexcept { return base + page_bytes(); }  // above the guard page
+  [[nodiscard]] std::size_t usable_size() const noexcept { return size - page_bytes(); }
   explicit operator bool() const noexcept { return base != nullptr; }
 };
 
@@ -41,7 +50,7 @@ public:
   /// Round a requested usable size up to the size class the pool hands out
   /// (a power of two, at least 16 KiB, guard page included).
   static std::size_t size_class(std::size_t usable) noexcept;
-  static std::size_t page_size() noexcept;
+  static std::size_t page_size() noexcept { return page_bytes(); }
 
   /// A stack of exactly `cls` bytes (a size_class() result).  Throws
   /// std::bad_alloc when the system refuses memory.

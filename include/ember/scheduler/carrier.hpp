@@ -56,6 +56,7 @@
 #include <vector>
 
 #include "ember/base/config.hpp"
+#include "ember/base/thread_slots.hpp"
 #include "ember/exit_reason.hpp"
 #include "ember/process/fiber.hpp"
 #include "ember/process/process.hpp"
@@ -144,28 +145,37 @@ public:
 
   // -- the scheduler loop (owner) ---------------------------------------------
   /// A process is about to run on this carrier: end the scheduler's lease
-  /// and tell the monitor.
-  void slice_begin(process* p) noexcept {
+  /// (its only one: depth 1) and tell the monitor.  Returns the slice's
+  /// number (odd), for slice_end.
+  std::uint64_t slice_begin(process* p) noexcept {
     // ordering: release (both), so a monitor that acquires p, or the slice
     // count after it, may write p's budget (the block was made before this
     // carrier got it) and knows p is that slice's process.
     running_.store(p, std::memory_order_release);
-    slices_.store(slices_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-    leave();
+    const std::uint64_t s = slices_.load(std::memory_order_relaxed) + 1;
+    slices_.store(s, std::memory_order_release);
+    depth_ = 0;
+    // ordering: release, as leave().
+    busy_.store(0, std::memory_order_release);
+    return s;
   }
-  /// The process switched back: take the lease again.  False when the
-  /// worker was taken away meanwhile (then no lease is held).
-  bool slice_end() noexcept {
-    const std::uint64_t s = slices_.load(std::memory_order_relaxed);
-    ended_slice_ = s;
+  /// The process of slice s switched back: take the scheduler's lease
+  /// again.  False when the worker was taken away meanwhile (then no lease
+  /// is held).
+  bool slice_end(std::uint64_t s) noexcept {
     slices_.store(s + 1, std::memory_order_relaxed);
-    return enter() != nullptr;
+    if (!w_) return false;  // the process gave the worker away (ember::blocking) or saw it revoked
+    depth_ = 1;
+    busy_.store(1, std::memory_order_relaxed);
+    lease_fence::light();
+    if (EMBER_UNLIKELY(revoke_.load(std::memory_order_relaxed) != 0)) return enter_slow() != nullptr;
+    return true;
   }
-  /// The slice that just ended was marked by the monitor as a long
+  /// Slice s, which just ended, was marked by the monitor as a long
   /// schedule (runtime_options::long_schedule).
-  [[nodiscard]] bool long_schedule_due() const noexcept {
+  [[nodiscard]] bool long_schedule_due(std::uint64_t s) const noexcept {
     // ordering: acquire pairs with mark_long_schedule's release.
-    return long_slice_.load(std::memory_order_acquire) == ended_slice_ + 1;
+    return long_slice_.load(std::memory_order_acquire) == s + 1;
   }
   /// Log it (pid, name, initial call, how long), once, and count it.
   void report_long_schedule(process* p) noexcept;
@@ -215,7 +225,6 @@ private:
   worker* enter_slow() noexcept;
 
   runtime_core& rt_;
-  std::uint64_t ended_slice_ = 0;                // owner: the last slice that ended (its odd count)
   std::atomic<std::uint64_t> long_slice_{0};     // monitor writes: long-schedule slice + 1 (0: none)
   std::atomic<std::int64_t> long_since_ns_{0};   // monitor writes: when it began
   worker* w_ = nullptr;  // owner: the worker it runs
@@ -225,9 +234,6 @@ private:
   std::vector<char> alt_stack_;    // owner: its alternate signal stack
   std::thread thread_;
 };
-
-/// The carrier of the calling thread, or nullptr (any thread).
-carrier* this_carrier() noexcept;
 
 /// The lease of a scope: the calling thread's worker, if it runs one.
 class worker_lease {

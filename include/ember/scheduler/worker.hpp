@@ -40,6 +40,7 @@
 #include <random>
 #include <vector>
 
+#include "ember/base/thread_slots.hpp"
 #include "ember/process/process.hpp"
 #include "ember/process/stack_pool.hpp"
 #include "ember/scheduler/park.hpp"
@@ -71,7 +72,10 @@ public:
   bool run_on(carrier& c);
   /// Make p runnable here: into the LIFO slot (message wake-ups) or the back
   /// of the local queue (new and preempted processes).
-  void push_lifo(process* p);
+  void push_lifo(process* p) {
+    if (EMBER_UNLIKELY(lifo_ != nullptr)) push_back(lifo_);
+    lifo_ = p;
+  }
   void push_back(process* p);
   timer_wheel& wheel() noexcept { return wheel_; }
   timer_pool& timer_nodes() noexcept { return timer_pool_; }
@@ -154,8 +158,5 @@ private:
   bool preempted_ = false;      // the last process run yielded its slice
   std::minstd_rand rng_;
 };
-
-/// The process running on this thread, or nullptr (any thread).
-process* this_process() noexcept;
 
 }  // namespace ember::detail

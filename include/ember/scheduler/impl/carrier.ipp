@@ -34,9 +34,12 @@
 
 namespace ember::detail {
 
+// The thread slots (base/thread_slots.hpp reads them by these assembler
+// names, from any translation unit).
+__attribute__((tls_model("initial-exec"))) thread_local carrier* tl_carrier asm("ember_tl_carrier") = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local process* tl_process asm("ember_tl_process") = nullptr;
+
 namespace {
-__attribute__((tls_model("initial-exec"))) thread_local carrier* tl_carrier = nullptr;
-__attribute__((tls_model("initial-exec"))) thread_local process* tl_process = nullptr;
 
 // The C++ runtime keeps "exceptions being handled" per thread.  A process
 // may switch out inside a catch block and resume on another thread, so each
@@ -52,8 +55,10 @@ extern "C" ember::detail::eh_globals* __cxa_get_globals() noexcept;
 
 namespace ember::detail {
 
+#if !EMBER_INLINE_THREAD_SLOTS
 EMBER_NOINLINE carrier* this_carrier() noexcept { return tl_carrier; }
 EMBER_NOINLINE process* this_process() noexcept { return tl_process; }
+#endif
 
 void set_exit_on_return(exit_reason r) { tl_carrier->exit_on_return = std::move(r); }
 

@@ -50,11 +50,6 @@ bool worker::run_on(carrier& c) {
   return true;
 }
 
-void worker::push_lifo(process* p) {
-  if (lifo_) push_back(lifo_);
-  lifo_ = p;
-}
-
 void worker::push_back(process* p) {
   local_.push(p, [this](process** items, std::size_t n) { rt_.injector().push_batch(items, n); });
   rt_.notify_one();
@@ -325,10 +320,10 @@ bool worker::run(carrier& c, process* p) {
     eh_globals mine = *g;
     std::memcpy(g, p->eh_state, sizeof(eh_globals));
     const long before = budget_;
-    c.slice_begin(p);
+    const std::uint64_t slice = c.slice_begin(p);
     transfer t = switch_to(p->ctx, p, c.side, p->side);
-    const bool kept = c.slice_end();
-    if (EMBER_UNLIKELY(c.long_schedule_due())) c.report_long_schedule(p);
+    const bool kept = c.slice_end(slice);
+    if (EMBER_UNLIKELY(c.long_schedule_due(slice))) c.report_long_schedule(p);
     // From here, while !kept, nothing of this worker may be touched: it
     // runs on another carrier now.
     const long spent_to = p->budget.load(std::memory_order_relaxed);  // budget_revoked: the monitor ended it
