@@ -25,4 +25,5 @@
 #include "ember/impl/start_sync.ipp"
 #include "ember/impl/this_process.ipp"
 #include "ember/impl/timer.ipp"
+#include "ember/impl/completion.ipp"
 #include "ember/scheduler/impl/worker.ipp"

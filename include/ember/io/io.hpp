@@ -1,0 +1,10 @@
+// ember/io/io.hpp — ember's I/O layer (target ember::io): Boost.Asio for
+// processes.  context.hpp runs the event loop; use_process.hpp makes any
+// Asio operation a call that suspends only the calling process.
+//
+// The core never includes this layer (or Asio); this layer uses the core's
+// public headers and its completion wait (detail/completion.hpp).
+#pragma once
+
+#include "ember/io/context.hpp"
+#include "ember/io/use_process.hpp"

@@ -1,0 +1,299 @@
+// ember/io/use_process.hpp — a completion token for Asio: the calling process
+// waits for the operation and gets its result, as straight-line code.
+//
+//   std::size_t n = sock.async_read_some(boost::asio::buffer(buf), ember::io::use_process);
+//   tcp::socket peer = acceptor.async_accept(ember::io::use_process);
+//   timer.async_wait(ember::io::use_process.timeout(2s));      // with a timeout
+//   boost::system::error_code ec;                              // errors as codes:
+//   sock.async_write_some(b, boost::asio::redirect_error(ember::io::use_process, ec));
+//   auto [ec2, m] = sock.async_read_some(b, boost::asio::as_tuple(ember::io::use_process));
+//
+// Contract (process context only; the calling process suspends, the other
+// processes of its worker go on):
+//  - The result: for a completion `void(error_code, T...)` the T... — void,
+//    one value, or a std::tuple of them; an error is thrown as
+//    boost::system::system_error.  `void(std::exception_ptr, T...)`
+//    rethrows.  Other signatures return all their arguments the same way.
+//    Asio's adapters work as with any token: redirect_error (the error goes
+//    to an error_code), as_tuple (everything as one tuple).
+//  - An exit signal that ends the process (kill, or any untrapped one)
+//    arriving while it waits cancels the operation (Asio's per-operation
+//    cancellation, every cancellation type), waits for it to complete, then
+//    ends the process: no completion ever touches a frame that has gone.
+//    A trapped exit signal is a message: it waits in the mailbox, and the
+//    operation goes on.  Messages that arrive meanwhile wait for a later
+//    receive.
+//  - timeout(d): when the operation has not completed d after the wait
+//    began, it is cancelled the same way; if it then fails, the failure is
+//    boost::asio::error::timed_out (with redirect_error / as_tuple it is
+//    whatever the cancelled operation reports, usually operation_aborted);
+//    if it completed first, its result stands.  d is any duration >= 0
+//    (bad_argument otherwise).
+//  - The cancellation is emitted on the I/O object's executor (the one Asio
+//    gives the operation's handler), so it never runs beside the
+//    operation's own completion; an I/O context run by several threads
+//    needs a strand per object (context.hpp).  An operation that names no
+//    executor is cancelled from the process's own thread.
+//  - When the I/O context is destroyed with the operation pending, it fails
+//    with operation_aborted.
+//  - Misuse: outside a process, not_in_process (nothing is started); inside
+//    ember::blocking, ember::error (nothing is started).  Each use spends
+//    one reduction, as every runtime call.
+//
+// Threads: the operation runs and completes on the I/O context's threads;
+// its completion wakes the process (detail/completion.hpp).
+// Ownership: the operation's state lives in the waiting process's frame.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
+
+#include "ember/detail/completion.hpp"
+#include "ember/detail/spend.hpp"
+#include "ember/detail/timeout_arg.hpp"
+#include "ember/errors.hpp"
+
+namespace ember::io {
+
+/// The token type; use the `use_process` value.
+struct use_process_t {
+  std::int64_t timeout_ns = -1;  // -1: none
+  /// The same token, with a timeout on the operation (any duration >= 0).
+  [[nodiscard]] use_process_t timeout(ember::detail::timeout_arg d) const {
+    return use_process_t{d.ns("io::use_process.timeout", "d")};
+  }
+};
+
+/// Wait in the calling process for the operation's result.
+inline constexpr use_process_t use_process{};
+
+namespace detail {
+
+/// What a completion's arguments become for the caller.
+template <class... Vs>
+struct values {
+  using type = std::tuple<Vs...>;
+  template <std::size_t Skip, class Tuple, std::size_t... I>
+  static type take(Tuple&& t, std::index_sequence<I...>) {
+    return type(std::get<Skip + I>(std::move(t))...);
+  }
+};
+template <class V>
+struct values<V> {
+  using type = V;
+  template <std::size_t Skip, class Tuple, std::size_t... I>
+  static type take(Tuple&& t, std::index_sequence<I...>) {
+    return std::get<Skip>(std::move(t));
+  }
+};
+template <>
+struct values<> {
+  using type = void;
+  template <std::size_t Skip, class Tuple, std::size_t... I>
+  static void take(Tuple&&, std::index_sequence<I...>) {}
+};
+
+template <class... Args>
+struct signature {
+  static constexpr std::size_t skip = 0;  // no error argument
+  using result = values<std::decay_t<Args>...>;
+};
+template <class A0, class... As>
+struct signature<A0, As...> {
+  static constexpr bool error_code_first = std::is_same_v<std::decay_t<A0>, boost::system::error_code>;
+  static constexpr bool exception_first = std::is_same_v<std::decay_t<A0>, std::exception_ptr>;
+  static constexpr std::size_t skip = (error_code_first || exception_first) ? 1 : 0;
+  using result = std::conditional_t<skip == 1, values<std::decay_t<As>...>,
+                                    values<std::decay_t<A0>, std::decay_t<As>...>>;
+};
+
+/// The state of one operation, in the waiting process's frame.
+template <class... Args>
+struct op_state {
+  explicit op_state(ember::detail::process* self) noexcept : latch(self) {}
+  ember::detail::completion_latch latch;
+  std::optional<std::tuple<std::decay_t<Args>...>> result;
+  bool abandoned = false;  // the handler was destroyed uncalled (the context went)
+  boost::asio::cancellation_signal signal;
+  // The I/O object's executor, noted the first time Asio asks the handler
+  // for its own (0 none, 1 being noted, 2 noted).
+  std::atomic<int> noted{0};
+  std::optional<boost::asio::any_io_executor> executor;
+
+  template <class Executor>
+  void note_executor(const Executor& ex) noexcept {
+    if constexpr (std::is_constructible_v<boost::asio::any_io_executor, const Executor&>) {
+      int expect = 0;
+      if (noted.load(std::memory_order_relaxed) != 0 ||
+          !noted.compare_exchange_strong(expect, 1, std::memory_order_acquire))
+        return;
+      try {
+        executor.emplace(ex);
+      } catch (...) {
+        return;  // stays "being noted": cancelled from the process's thread
+      }
+      // ordering: release publishes the executor to the cancelling process.
+      noted.store(2, std::memory_order_release);
+    }
+  }
+};
+
+/// The handler given to Asio: stores the result and wakes the process.
+template <class... Args>
+class handler {
+public:
+  using cancellation_slot_type = boost::asio::cancellation_slot;
+
+  explicit handler(op_state<Args...>* s) noexcept : s_(s) {}
+  handler(handler&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  handler(const handler&) = delete;
+  handler& operator=(const handler&) = delete;
+  handler& operator=(handler&&) = delete;
+  ~handler() {
+    if (s_) {  // destroyed uncalled: the context is going away
+      s_->abandoned = true;
+      s_->latch.finish();
+    }
+  }
+
+  [[nodiscard]] cancellation_slot_type get_cancellation_slot() const noexcept {
+    return s_ ? s_->signal.slot() : cancellation_slot_type();
+  }
+  template <class Executor>
+  void note_executor(const Executor& ex) const noexcept {
+    if (s_) s_->note_executor(ex);
+  }
+
+  template <class... A>
+  void operator()(A&&... a) noexcept {
+    op_state<Args...>* s = std::exchange(s_, nullptr);
+    s->result.emplace(std::forward<A>(a)...);
+    s->latch.finish();
+  }
+
+private:
+  op_state<Args...>* s_;
+};
+
+/// A cancellation request, run on the I/O object's executor.
+template <class... Args>
+class cancel_task {
+public:
+  explicit cancel_task(op_state<Args...>* s) noexcept : s_(s) {}
+  cancel_task(cancel_task&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  cancel_task(const cancel_task&) = delete;
+  cancel_task& operator=(const cancel_task&) = delete;
+  cancel_task& operator=(cancel_task&&) = delete;
+  ~cancel_task() {
+    if (s_) s_->latch.finish();  // dropped unrun: nothing left to cancel
+  }
+  void operator()() noexcept {
+    op_state<Args...>* s = std::exchange(s_, nullptr);
+    s->signal.emit(boost::asio::cancellation_type::all);
+    s->latch.finish();
+  }
+
+private:
+  op_state<Args...>* s_;
+};
+
+template <class... Args>
+void request_cancel(void* ctx) {
+  auto* s = static_cast<op_state<Args...>*>(ctx);
+  // ordering: acquire pairs with note_executor's release.
+  if (s->noted.load(std::memory_order_acquire) == 2) {
+    s->latch.expect();
+    try {
+      boost::asio::post(*s->executor, cancel_task<Args...>(s));
+    } catch (...) {
+      // Could not queue it (no memory): the task, destroyed, counted itself
+      // done; cancel from here instead.
+      s->signal.emit(boost::asio::cancellation_type::all);
+    }
+  } else {
+    s->signal.emit(boost::asio::cancellation_type::all);
+  }
+}
+
+[[noreturn]] void throw_timed_out();
+[[noreturn]] void throw_abandoned();
+[[noreturn]] void throw_in_blocking();
+
+/// Start the operation (init) with a handler of ours and wait for it.
+template <class... Args, class Initiation, class... InitArgs>
+typename signature<Args...>::result::type run(Initiation&& init, use_process_t token, InitArgs&&... args) {
+  using sig = signature<Args...>;
+  ember::detail::process* self = ember::detail::enter_runtime("io::use_process");
+  if (self->in_blocking) throw_in_blocking();
+  op_state<Args...> st(self);
+  try {
+    std::forward<Initiation>(init)(handler<Args...>(&st), std::forward<InitArgs>(args)...);
+  } catch (...) {
+    // The handler was destroyed on the way out (which finished the latch).
+    while (!st.latch.done()) ember::detail::await_completion(self, st.latch, -1, [](void*) {}, nullptr);
+    throw;
+  }
+  const ember::detail::completion_cancel why =
+      ember::detail::await_completion(self, st.latch, token.timeout_ns, &request_cancel<Args...>, &st);
+  if (why == ember::detail::completion_cancel::killed) ember::detail::check_kill_now(self);
+  if (st.abandoned) throw_abandoned();
+  auto& r = *st.result;
+  if constexpr (sig::skip == 1) {
+    using first = std::decay_t<std::tuple_element_t<0, std::tuple<Args...>>>;
+    if constexpr (std::is_same_v<first, boost::system::error_code>) {
+      if (const boost::system::error_code& ec = std::get<0>(r)) {
+        if (why == ember::detail::completion_cancel::timed_out) throw_timed_out();
+        throw boost::system::system_error(ec);
+      }
+    } else {
+      if (const std::exception_ptr& ep = std::get<0>(r)) std::rethrow_exception(ep);
+    }
+  }
+  return sig::result::template take<sig::skip>(std::move(r),
+                                               std::make_index_sequence<sizeof...(Args) - sig::skip>());
+}
+
+}  // namespace detail
+}  // namespace ember::io
+
+namespace boost::asio {
+
+template <class R, class... Args>
+class async_result<ember::io::use_process_t, R(Args...)> {
+public:
+  using return_type = typename ember::io::detail::signature<Args...>::result::type;
+
+  template <class Initiation, class... InitArgs>
+  static return_type initiate(Initiation&& init, ember::io::use_process_t token, InitArgs&&... args) {
+    return ember::io::detail::run<Args...>(std::forward<Initiation>(init), token, std::forward<InitArgs>(args)...);
+  }
+};
+
+/// Asio asks the handler for its executor, offering the I/O object's: the
+/// handler notes it (the executor a cancellation is run on) and takes it.
+template <class... Args, class Executor>
+struct associated_executor<ember::io::detail::handler<Args...>, Executor> {
+  using type = Executor;
+  static type get(const ember::io::detail::handler<Args...>& h, const Executor& ex = Executor()) noexcept {
+    h.note_executor(ex);
+    return ex;
+  }
+};
+
+}  // namespace boost::asio

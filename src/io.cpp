@@ -1,0 +1,5 @@
+// src/io.cpp — the compiled part of ember's io layer (target ember::io).
+#include "ember/io/io.hpp"
+
+#include "ember/io/impl/context.ipp"
+#include "ember/io/impl/use_process.ipp"

@@ -1,0 +1,334 @@
+// ember::io::use_process (include/ember/io/use_process.hpp): Asio operations
+// that suspend only the calling process.  Every socket is on 127.0.0.1.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include "ember/io/io.hpp"
+#include "support/support.hpp"
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using ember_test::opts;
+using ember_test::scaled;
+
+namespace {
+
+struct ok {
+  int i;
+};
+struct failed {
+  std::string what;
+};
+struct connected {};
+struct result {
+  std::string what;
+};
+
+tcp::endpoint loopback(unsigned short port = 0) { return {asio::ip::address_v4::loopback(), port}; }
+
+/// Spin (yielding) until p waits: it is suspended in its operation.
+void until_waiting(ember::pid p) {
+  for (;;) {
+    auto info = ember::process_info(p);
+    if (!info || info->status == ember::process_status::waiting) return;
+    ember::yield();
+  }
+}
+
+/// The error an operation failed with, or "" (in process context).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const boost::system::system_error& e) {
+    return e.code().message();
+  }
+  return "";
+}
+
+/// Run body as a process of a runtime with `workers` threads beside a
+/// one-thread I/O context, and require a normal exit.
+template <class F>
+void with_io(unsigned workers, F&& body) {
+  ember::io::context io;
+  ember::runtime rt(opts(workers));
+  auto r = rt.spawn_monitor([&io, body = std::forward<F>(body)]() mutable { body(io); }).wait();
+  INFO("exit reason: " << r);
+  CHECK(r.is_normal());
+}
+
+/// An echo connection: read what comes, write it back, until EOF.
+void echo(tcp::socket s) {
+  std::array<char, 256> buf;
+  for (;;) {
+    std::size_t n = 0;
+    try {
+      n = s.async_read_some(asio::buffer(buf), ember::io::use_process);
+    } catch (const boost::system::system_error& e) {
+      if (e.code() == asio::error::eof) return;
+      throw;
+    }
+    asio::async_write(s, asio::buffer(buf.data(), n), ember::io::use_process);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("io::use_process: echo over TCP with many concurrent connections, a process per connection",
+          "[io]") {
+  for (unsigned workers : {1u, 2u}) {
+    INFO(workers << " workers");
+    const int n = int(scaled(1000, 100));
+    with_io(workers, [n](ember::io::context& io) {
+      tcp::acceptor acc(io.get_executor(), loopback());
+      const unsigned short port = acc.local_endpoint().port();
+      // The listener: a process per accepted connection.
+      ember::spawn_link([n, acc = std::move(acc)]() mutable {
+        for (int i = 0; i < n; ++i) {
+          tcp::socket s = acc.async_accept(ember::io::use_process);
+          ember::spawn([s = std::move(s)]() mutable { echo(std::move(s)); });
+        }
+      });
+      const ember::pid me = ember::self();
+      for (int i = 0; i < n; ++i)
+        ember::spawn([&io, me, port, i] {
+          try {
+            tcp::socket s(io.get_executor());
+            s.async_connect(loopback(port), ember::io::use_process);
+            std::string out(64, char('a' + i % 26));
+            out.replace(0, std::to_string(i).size(), std::to_string(i));
+            asio::async_write(s, asio::buffer(out), ember::io::use_process);
+            std::string in(64, '\0');
+            const std::size_t got = asio::async_read(s, asio::buffer(in), ember::io::use_process);
+            if (got == 64 && in == out) ember::send(me, ok{i});
+            else ember::send(me, failed{"echo " + std::to_string(i) + " came back as " + in});
+          } catch (const std::exception& e) {
+            ember::send(me, failed{e.what()});
+          }
+        });
+      std::vector<bool> seen(std::size_t(n), false);
+      for (int k = 0; k < n; ++k) {
+        ember::receive([&](ok m) { seen[std::size_t(m.i)] = true; },
+                       [](failed f) { FAIL(f.what); },
+                       ember::after(60s, [] { FAIL("no answer within 60 s"); }));
+      }
+      for (int i = 0; i < n; ++i) CHECK(seen[std::size_t(i)]);
+    });
+  }
+}
+
+TEST_CASE("io::use_process: a kill while the process waits in a read cancels the read and ends it — its socket "
+          "closes, nothing completes late",
+          "[io]") {
+  for (ember::exit_reason why : {ember::exit_reason::kill(), ember::exit_reason::shutdown()}) {
+    INFO("exit signal: " << why);
+    with_io(2, [why](ember::io::context& io) {
+      tcp::acceptor acc(io.get_executor(), loopback());
+      const unsigned short port = acc.local_endpoint().port();
+      const ember::pid me = ember::self();
+      auto reader = ember::spawn([&io, me, port] {
+        tcp::socket s(io.get_executor());
+        s.async_connect(loopback(port), ember::io::use_process);
+        ember::send(me, connected{});
+        std::array<char, 16> buf;
+        s.async_read_some(asio::buffer(buf), ember::io::use_process);  // nothing ever comes
+        ember::send(me, result{"the read completed"});
+      });
+      auto ref = ember::monitor(reader);
+      tcp::socket server = acc.async_accept(ember::io::use_process);
+      ember::receive([](connected) {});
+      until_waiting(reader);
+      ember::exit(reader, why);
+      ember::receive(
+          [&](const ember::down& d) {
+            CHECK(d.ref == ref);
+            CHECK(d.reason == (why.what() == ember::exit_reason::kind::kill ? ember::exit_reason::killed() : why));
+          },
+          ember::after(30s, [] { FAIL("the reader did not end: its read was not cancelled"); }));
+      // Its socket was closed as it unwound: the peer reads end of file.
+      std::array<char, 16> buf;
+      CHECK(error_of([&] { server.async_read_some(asio::buffer(buf), ember::io::use_process); }) ==
+            asio::error::make_error_code(asio::error::eof).message());
+      ember::receive([](result r) { FAIL(r.what); }, ember::after(0ms, [] {}));
+    });
+  }
+}
+
+TEST_CASE("io::use_process: a trapped exit signal waits in the mailbox while the read goes on", "[io]") {
+  with_io(2, [](ember::io::context& io) {
+    tcp::acceptor acc(io.get_executor(), loopback());
+    const unsigned short port = acc.local_endpoint().port();
+    const ember::pid me = ember::self();
+    auto reader = ember::spawn([&io, me, port] {
+      ember::process_flag(ember::trap_exit, true);
+      tcp::socket s(io.get_executor());
+      s.async_connect(loopback(port), ember::io::use_process);
+      ember::send(me, connected{});
+      std::array<char, 5> buf;
+      asio::async_read(s, asio::buffer(buf), ember::io::use_process);
+      // The data first (the read went on), then the signal, as a message.
+      const std::string got(buf.data(), buf.size());
+      const bool signalled = ember::receive([](const ember::exit_message& m) { return m.reason == ember::exit_reason::shutdown(); },
+                                            ember::after(0ms, [] { return false; }));
+      ember::send(me, result{got + (signalled ? " + exit message" : " + nothing")});
+    });
+    tcp::socket server = acc.async_accept(ember::io::use_process);
+    ember::receive([](connected) {});
+    until_waiting(reader);
+    ember::exit(reader, ember::exit_reason::shutdown());
+    asio::async_write(server, asio::buffer(std::string("hello")), ember::io::use_process);
+    ember::receive([](result r) { CHECK(r.what == "hello + exit message"); },
+                   ember::after(30s, [] { FAIL("no result"); }));
+  });
+}
+
+TEST_CASE("io::use_process: timeout(d) cancels an operation that takes longer — the socket stays usable", "[io]") {
+  with_io(1, [](ember::io::context& io) {
+    tcp::acceptor acc(io.get_executor(), loopback());
+    tcp::socket client(io.get_executor());
+    client.async_connect(acc.local_endpoint(), ember::io::use_process);
+    tcp::socket server = acc.async_accept(ember::io::use_process);
+    std::array<char, 4> buf;
+    try {
+      client.async_read_some(asio::buffer(buf), ember::io::use_process.timeout(20ms));
+      FAIL("the read completed with no data");
+    } catch (const boost::system::system_error& e) {
+      CHECK(e.code() == asio::error::timed_out);
+    }
+    // With redirect_error the cancelled operation's own error shows.
+    boost::system::error_code ec;
+    client.async_read_some(asio::buffer(buf), asio::redirect_error(ember::io::use_process.timeout(1ms), ec));
+    CHECK(ec == asio::error::operation_aborted);
+    // Still usable: data written now is read.
+    asio::async_write(server, asio::buffer(std::string("ping")), ember::io::use_process);
+    CHECK(asio::async_read(client, asio::buffer(buf), ember::io::use_process.timeout(30s)) == 4);
+    CHECK(std::string(buf.data(), 4) == "ping");
+    // A timeout the operation beats: its result stands.
+    asio::steady_timer t(io.get_executor(), 1ms);
+    t.async_wait(ember::io::use_process.timeout(30s));
+  });
+}
+
+TEST_CASE("io::use_process: the timeout runs on the runtime's clock — a manual clock drives it", "[io]") {
+  ember::io::context io;
+  auto clock = std::make_shared<ember::manual_clock>();
+  ember::runtime rt(ember_test::manual_opts(clock));
+  auto outcome = std::make_shared<std::string>();
+  auto p = rt.spawn_monitor([&io, outcome] {
+    asio::steady_timer t(io.get_executor(), 1h);  // real time: never, in this test
+    *outcome = error_of([&] { t.async_wait(ember::io::use_process.timeout(10s)); });
+  });
+  clock->advance(9s);
+  CHECK(outcome->empty());
+  clock->advance(1s);  // the timeout: the wait is cancelled, on the I/O thread
+  CHECK(p.wait().is_normal());
+  CHECK(*outcome == asio::error::make_error_code(asio::error::timed_out).message());
+}
+
+TEST_CASE("io::use_process: errors are thrown as system_error, or given by redirect_error and as_tuple", "[io]") {
+  with_io(1, [](ember::io::context& io) {
+    unsigned short closed_port;
+    {
+      tcp::acceptor probe(io.get_executor(), loopback());
+      closed_port = probe.local_endpoint().port();
+    }  // nobody listens there now
+    tcp::socket a(io.get_executor());
+    try {
+      a.async_connect(loopback(closed_port), ember::io::use_process);
+      FAIL("connected to a port nobody listens on");
+    } catch (const boost::system::system_error& e) {
+      CHECK(e.code() == asio::error::connection_refused);
+    }
+    tcp::socket b(io.get_executor());
+    boost::system::error_code ec;
+    b.async_connect(loopback(closed_port), asio::redirect_error(ember::io::use_process, ec));
+    CHECK(ec == asio::error::connection_refused);
+    tcp::socket c(io.get_executor());
+    auto [ec2] = c.async_connect(loopback(closed_port), asio::as_tuple(ember::io::use_process));
+    CHECK(ec2 == asio::error::connection_refused);
+  });
+}
+
+TEST_CASE("io::use_process: timers, resolvers, stream descriptors and hand-written operations", "[io]") {
+  with_io(2, [](ember::io::context& io) {
+    asio::steady_timer t(io.get_executor(), 1ms);
+    t.async_wait(ember::io::use_process);
+
+    tcp::resolver r(io.get_executor());
+    auto results = r.async_resolve("127.0.0.1", "80", ember::io::use_process);
+    REQUIRE(results.size() >= 1);
+    CHECK(results.begin()->endpoint() == loopback(80));
+
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    asio::posix::stream_descriptor rd(io.get_executor(), fds[0]), wr(io.get_executor(), fds[1]);
+    asio::async_write(wr, asio::buffer(std::string("pipe")), ember::io::use_process);
+    std::array<char, 4> buf;
+    CHECK(asio::async_read(rd, asio::buffer(buf), ember::io::use_process) == 4);
+    CHECK(std::string(buf.data(), 4) == "pipe");
+
+    // An operation written by hand with async_initiate, completing on
+    // another thread with two values.
+    auto two_values = [](int x, auto&& token) {
+      return asio::async_initiate<decltype(token), void(int, std::string)>(
+          [](auto handler, int v) {
+            std::thread([h = std::move(handler), v]() mutable { std::move(h)(v * 2, std::to_string(v)); }).detach();
+          },
+          token, x);
+    };
+    auto [doubled, text] = two_values(21, ember::io::use_process);
+    CHECK(doubled == 42);
+    CHECK(text == "21");
+  });
+}
+
+TEST_CASE("io::use_process: an operation whose handler is destroyed uncalled fails with operation_aborted", "[io]") {
+  with_io(1, [](ember::io::context&) {
+    auto dropped = [](auto&& token) {
+      return asio::async_initiate<decltype(token), void(boost::system::error_code)>(
+          [](auto handler) { std::thread([h = std::move(handler)]() mutable { auto gone = std::move(h); }).detach(); },
+          token);
+    };
+    CHECK(error_of([&] { dropped(ember::io::use_process); }) ==
+          asio::error::make_error_code(asio::error::operation_aborted).message());
+  });
+}
+
+TEST_CASE("io::use_process: misuse — outside a process, and inside blocking — starts nothing", "[io]") {
+  ember::io::context io;
+  asio::steady_timer t(io.get_executor(), 1h);
+  CHECK_THROWS_AS(t.async_wait(ember::io::use_process), ember::not_in_process);
+  CHECK_THROWS_AS(ember::io::use_process.timeout(-5ms), ember::bad_argument);
+  ember::runtime rt(opts(1));
+  auto what = std::make_shared<std::string>();
+  auto p = rt.spawn_monitor([&t, what] {
+    try {
+      ember::blocking([&] { t.async_wait(ember::io::use_process); });
+    } catch (const ember::error& e) {
+      *what = e.what();
+    }
+  });
+  CHECK(p.wait().is_normal());
+  CHECK(what->find("inside ember::blocking") != std::string::npos);
+  // Nothing was started: the timer has no operation to cancel.
+  CHECK(t.cancel() == 0);
+}
