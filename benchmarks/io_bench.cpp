@@ -6,8 +6,9 @@
 //   bench=tcp_echo runtime=<ember|asio> threads=<n> conns=<C> requests=<N> seconds=<s>
 //         req_per_sec=<r> p50_us=<..> p99_us=<..> server_cpu_us_per_req=<..> ok=<0|1>
 //
-//   CORES=N ember_io_bench ember [C = 100 [N = 200000]]
-//           ember_io_bench asio  [C = 100 [N = 200000]]
+//   CORES=N ember_io_bench ember           [C = 100 [N = 200000]]   (event loop on the workers)
+//           ember_io_bench ember_io_thread [C = 100 [N = 200000]]   (event loop on its own thread)
+//           ember_io_bench asio            [C = 100 [N = 200000]]
 //
 // The client runs in a child process (this program, role `client`), so the
 // server's CPU time (getrusage of this process over the timed region) is
@@ -28,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -210,13 +212,15 @@ void ember_echo(tcp::socket s) {
   }
 }
 
-int run_ember(const char* self, long conns, long total) {
+int run_ember(const char* self, long conns, long total, bool on_workers) {
   const unsigned n = threads_from_env();
-  ember::io::context io;
   ember::runtime_options o;
   o.workers = n;
+  std::optional<ember::io::context> io;
+  if (on_workers) io.emplace(ember::io::on_workers, o);
+  else io.emplace();
   ember::runtime rt(o);
-  tcp::acceptor acc(io.get_executor(), tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  tcp::acceptor acc(io->get_executor(), tcp::endpoint(asio::ip::address_v4::loopback(), 0));
   const unsigned short port = acc.local_endpoint().port();
   rt.spawn([acc = std::move(acc)]() mutable {
     boost::system::error_code ec;
@@ -230,7 +234,7 @@ int run_ember(const char* self, long conns, long total) {
   const double c0 = cpu_seconds();
   const std::string r = client_result(self, port, conns, total);
   const double cpu = cpu_seconds() - c0;
-  report("ember", n, conns, total, r, cpu);
+  report(on_workers ? "ember" : "ember_io_thread", n, conns, total, r, cpu);
   return 0;
 }
 
@@ -242,7 +246,8 @@ int main(int argc, char** argv) {
   if (role == "client" && argc == 5) return run_client((unsigned short)std::atoi(argv[2]), arg(3, 100), arg(4, 200000));
   const long conns = std::max(1L, arg(2, 100)), total = std::max(conns, arg(3, 200000));
   if (role == "asio") return run_asio(argv[0], conns, total);
-  if (role == "ember") return run_ember(argv[0], conns, total);
-  std::fprintf(stderr, "usage: ember_io_bench ember|asio [conns = 100 [requests = 200000]]\n");
+  if (role == "ember") return run_ember(argv[0], conns, total, true);
+  if (role == "ember_io_thread") return run_ember(argv[0], conns, total, false);
+  std::fprintf(stderr, "usage: ember_io_bench ember|ember_io_thread|asio [conns = 100 [requests = 200000]]\n");
   return 2;
 }

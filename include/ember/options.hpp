@@ -17,6 +17,7 @@ class logger;
 namespace ember {
 
 class manual_clock;
+class event_source;  // scheduler/event_source.hpp
 
 /// Default usable stack size of a process: 64 KiB (256 KiB under
 /// AddressSanitizer, whose frames are larger).  The kernel commits only the
@@ -85,6 +86,9 @@ struct runtime_options {
   std::size_t max_heap_size = 0;
   /// Report mailboxes that pass a length (see long_message_queue).
   ember::long_message_queue long_message_queue;
+  /// An event loop for the workers to drive (scheduler/event_source.hpp):
+  /// the io layer's context in worker mode (io/context.hpp).  null: none.
+  std::shared_ptr<event_source> events;
 
   // -- scheduling (docs/guide.md, "Scheduling") ------------------------------
   /// A process that has run this long without giving up its worker is

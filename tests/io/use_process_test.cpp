@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,13 +66,23 @@ std::string error_of(F&& f) {
   return "";
 }
 
-/// Run body as a process of a runtime with `workers` threads beside a
-/// one-thread I/O context, and require a normal exit.
+/// Where the event loop runs: a thread of the context's own, or the
+/// runtime's workers.
+enum class loop_mode { own_thread, on_workers };
+constexpr loop_mode both_modes[] = {loop_mode::own_thread, loop_mode::on_workers};
+const char* describe(loop_mode m) { return m == loop_mode::own_thread ? "own thread" : "on workers"; }
+
+/// Run body as a process of a runtime with `workers` threads and an I/O
+/// context run as `mode` says, and require a normal exit.
 template <class F>
-void with_io(unsigned workers, F&& body) {
-  ember::io::context io;
-  ember::runtime rt(opts(workers));
-  auto r = rt.spawn_monitor([&io, body = std::forward<F>(body)]() mutable { body(io); }).wait();
+void with_io(loop_mode mode, unsigned workers, F body) {
+  INFO("event loop " << describe(mode) << ", " << workers << " workers");
+  auto o = opts(workers);
+  std::optional<ember::io::context> io;
+  if (mode == loop_mode::on_workers) io.emplace(ember::io::on_workers, o);
+  else io.emplace();
+  ember::runtime rt(o);
+  auto r = rt.spawn_monitor([&io, &body] { body(*io); }).wait();
   INFO("exit reason: " << r);
   CHECK(r.is_normal());
 }
@@ -95,10 +106,10 @@ void echo(tcp::socket s) {
 
 TEST_CASE("io::use_process: echo over TCP with many concurrent connections, a process per connection",
           "[io]") {
+  for (loop_mode mode : both_modes)
   for (unsigned workers : {1u, 2u}) {
-    INFO(workers << " workers");
     const int n = int(scaled(1000, 100));
-    with_io(workers, [n](ember::io::context& io) {
+    with_io(mode, workers, [n](ember::io::context& io) {
       tcp::acceptor acc(io.get_executor(), loopback());
       const unsigned short port = acc.local_endpoint().port();
       // The listener: a process per accepted connection.
@@ -139,9 +150,10 @@ TEST_CASE("io::use_process: echo over TCP with many concurrent connections, a pr
 TEST_CASE("io::use_process: a kill while the process waits in a read cancels the read and ends it — its socket "
           "closes, nothing completes late",
           "[io]") {
+  for (loop_mode mode : both_modes)
   for (ember::exit_reason why : {ember::exit_reason::kill(), ember::exit_reason::shutdown()}) {
     INFO("exit signal: " << why);
-    with_io(2, [why](ember::io::context& io) {
+    with_io(mode, 2, [why](ember::io::context& io) {
       tcp::acceptor acc(io.get_executor(), loopback());
       const unsigned short port = acc.local_endpoint().port();
       const ember::pid me = ember::self();
@@ -174,7 +186,8 @@ TEST_CASE("io::use_process: a kill while the process waits in a read cancels the
 }
 
 TEST_CASE("io::use_process: a trapped exit signal waits in the mailbox while the read goes on", "[io]") {
-  with_io(2, [](ember::io::context& io) {
+  for (loop_mode mode : both_modes)
+  with_io(mode, 2, [](ember::io::context& io) {
     tcp::acceptor acc(io.get_executor(), loopback());
     const unsigned short port = acc.local_endpoint().port();
     const ember::pid me = ember::self();
@@ -202,7 +215,8 @@ TEST_CASE("io::use_process: a trapped exit signal waits in the mailbox while the
 }
 
 TEST_CASE("io::use_process: timeout(d) cancels an operation that takes longer — the socket stays usable", "[io]") {
-  with_io(1, [](ember::io::context& io) {
+  for (loop_mode mode : both_modes)
+  with_io(mode, 1, [](ember::io::context& io) {
     tcp::acceptor acc(io.get_executor(), loopback());
     tcp::socket client(io.get_executor());
     client.async_connect(acc.local_endpoint(), ember::io::use_process);
@@ -229,9 +243,15 @@ TEST_CASE("io::use_process: timeout(d) cancels an operation that takes longer �
 }
 
 TEST_CASE("io::use_process: the timeout runs on the runtime's clock — a manual clock drives it", "[io]") {
-  ember::io::context io;
+  for (loop_mode mode : both_modes) {
+  INFO("event loop " << describe(mode));
   auto clock = std::make_shared<ember::manual_clock>();
-  ember::runtime rt(ember_test::manual_opts(clock));
+  auto o = ember_test::manual_opts(clock);
+  std::optional<ember::io::context> io_slot;
+  if (mode == loop_mode::on_workers) io_slot.emplace(ember::io::on_workers, o);
+  else io_slot.emplace();
+  ember::io::context& io = *io_slot;
+  ember::runtime rt(o);
   auto outcome = std::make_shared<std::string>();
   auto p = rt.spawn_monitor([&io, outcome] {
     asio::steady_timer t(io.get_executor(), 1h);  // real time: never, in this test
@@ -242,10 +262,12 @@ TEST_CASE("io::use_process: the timeout runs on the runtime's clock — a manual
   clock->advance(1s);  // the timeout: the wait is cancelled, on the I/O thread
   CHECK(p.wait().is_normal());
   CHECK(*outcome == asio::error::make_error_code(asio::error::timed_out).message());
+  }
 }
 
 TEST_CASE("io::use_process: errors are thrown as system_error, or given by redirect_error and as_tuple", "[io]") {
-  with_io(1, [](ember::io::context& io) {
+  for (loop_mode mode : both_modes)
+  with_io(mode, 1, [](ember::io::context& io) {
     unsigned short closed_port;
     {
       tcp::acceptor probe(io.get_executor(), loopback());
@@ -269,7 +291,8 @@ TEST_CASE("io::use_process: errors are thrown as system_error, or given by redir
 }
 
 TEST_CASE("io::use_process: timers, resolvers, stream descriptors and hand-written operations", "[io]") {
-  with_io(2, [](ember::io::context& io) {
+  for (loop_mode mode : both_modes)
+  with_io(mode, 2, [](ember::io::context& io) {
     asio::steady_timer t(io.get_executor(), 1ms);
     t.async_wait(ember::io::use_process);
 
@@ -302,7 +325,7 @@ TEST_CASE("io::use_process: timers, resolvers, stream descriptors and hand-writt
 }
 
 TEST_CASE("io::use_process: an operation whose handler is destroyed uncalled fails with operation_aborted", "[io]") {
-  with_io(1, [](ember::io::context&) {
+  with_io(loop_mode::on_workers, 1, [](ember::io::context&) {
     auto dropped = [](auto&& token) {
       return asio::async_initiate<decltype(token), void(boost::system::error_code)>(
           [](auto handler) { std::thread([h = std::move(handler)]() mutable { auto gone = std::move(h); }).detach(); },

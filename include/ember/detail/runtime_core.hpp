@@ -136,6 +136,16 @@ public:
   [[nodiscard]] std::uint64_t clock_tick() const noexcept { return clock_tick_.load(std::memory_order_relaxed); }
   void advance_clock_tick() noexcept { clock_tick_.fetch_add(1, std::memory_order_relaxed); }
   inject_queue<process>& injector() noexcept { return inject_; }
+  /// runtime_options::events, or null (scheduler/event_source.hpp).
+  [[nodiscard]] event_source* events() const noexcept { return events_; }
+  /// Become the one idle worker that waits in the event source; false when
+  /// another does (then park as usual).
+  bool claim_event_wait() noexcept {
+    bool expect = false;
+    return !event_waiter_.load(std::memory_order_relaxed) &&
+           event_waiter_.compare_exchange_strong(expect, true, std::memory_order_acquire);
+  }
+  void release_event_wait() noexcept { event_waiter_.store(false, std::memory_order_release); }
   idle_set& idle() noexcept { return idle_; }
   stack_pool& stacks() noexcept { return stacks_; }
   std::size_t default_stack_class() const noexcept { return default_class_; }
@@ -207,6 +217,8 @@ private:
   inject_queue<process> inject_;
   idle_set idle_;
   std::vector<std::unique_ptr<worker>> workers_;
+  event_source* events_ = nullptr;           // opts_.events
+  std::atomic<bool> event_waiter_{false};    // an idle worker waits in events_
 
   mutable std::mutex table_mu_;  // guards chunks_ and free_
   std::vector<std::unique_ptr<process[]>> chunks_;

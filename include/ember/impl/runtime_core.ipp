@@ -87,6 +87,7 @@ runtime_core::runtime_core(runtime_options opts)
     manual_ = opts_.clock.get();
   }
   lease_fence::init();
+  events_ = opts_.events.get();
   time_slice_ns_ = opts_.clock ? 0 : std::chrono::nanoseconds(opts_.time_slice).count();
   workers_.reserve(opts_.workers);
   for (std::uint32_t i = 0; i < opts_.workers; ++i)
@@ -268,7 +269,7 @@ void runtime_core::inject(process* p) {
 
 void runtime_core::notify_one() {
   int w = idle_.pick_sleeper();
-  if (w >= 0) workers_[std::size_t(w)]->park_handle().unpark();
+  if (w >= 0) workers_[std::size_t(w)]->unpark();
 }
 
 void runtime_core::wake(process* p) {
@@ -370,7 +371,7 @@ void runtime_core::stop() {
   }
   if (gave_up) report_survivors();
   shutdown_.store(true, std::memory_order_seq_cst);
-  for (auto& w : workers_) w->park_handle().unpark();
+  for (auto& w : workers_) w->unpark();
   if (gave_up) {
     // A carrier whose thread a survivor holds (plain C++ code that never
     // returns to the runtime) is let go; the others leave their loop at
@@ -448,7 +449,7 @@ void runtime_core::advance(std::int64_t d_ns) {
   if (shutting_down()) throw runtime_stopped("manual_clock::advance");
   adv_done_ = false;
   adv_target_.store(now_ns() + d_ns, std::memory_order_release);
-  workers_[0]->park_handle().unpark();
+  workers_[0]->unpark();
   adv_cv_.wait(lk, [this] { return adv_done_; });
 }
 

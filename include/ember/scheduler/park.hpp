@@ -18,6 +18,13 @@ public:
   void park(std::chrono::nanoseconds timeout);
   /// Wake the parked owner, or make its next park() return at once.
   void unpark();
+  /// Owner, instead of park(): consume a pending notification; true when
+  /// there was one.
+  bool take_notification() noexcept {
+    std::uint32_t s = notified;
+    // ordering: seq_cst; pairs with unpark()'s exchange (worker::unpark).
+    return state_.compare_exchange_strong(s, empty, std::memory_order_seq_cst);
+  }
 
 private:
   enum : std::uint32_t { empty = 0, parked = 1, notified = 2 };

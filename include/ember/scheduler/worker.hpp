@@ -17,6 +17,11 @@
 //     not wake anyone), then park (idle.hpp has the protocol), with a
 //     timeout for its next timer.  With a manual clock, this is where a
 //     pending advance() steps time to the next due timer (clock.hpp).
+// With an event source (runtime_options::events, event_source.hpp), its
+// ready completions run at step 1 (when the clock tick moved) and before
+// step 4 (what they wake goes to the LIFO slot first); and one idle worker
+// at a time parks *in* it, without the search, so a completion that comes
+// while all is idle runs at once.
 // A process that yields its slice goes to the back of the local queue after
 // the timers due by then have fired, so what they wake runs first.
 //
@@ -64,6 +69,9 @@ public:
   [[nodiscard]] runtime_core& runtime() const noexcept { return rt_; }
   run_queue<process>& queue() noexcept { return local_; }
   parker& park_handle() noexcept { return parker_; }
+  /// Wake this worker if it is parked — on its futex, or waiting in the
+  /// runtime's event source — or make its next park return at once.
+  void unpark();
 
   // -- the carrier running it, in its lease -----------------------------------
   /// Run processes until the runtime shuts down (true) or the worker is
@@ -129,6 +137,9 @@ private:
     drain_remote_cancels();
   }
   bool manual_step();
+  /// Run the event source's ready completions (runtime_options::events);
+  /// false when there is none or nothing ran.
+  bool poll_events();
   void drop_timers() noexcept;
   std::uint64_t rt_timer_id_block();
   void park_idle();
@@ -151,6 +162,7 @@ private:
   timer_node* local_cancels_[cancel_batch];
   std::uint64_t timer_id_next_ = 0, timer_id_end_ = 0;
   parker parker_;
+  std::atomic<bool> in_events_{false};  // parked in the event source's wait
   stack_cache stacks_;
   long budget_ = 0;             // reductions left in the current slice
   std::uint64_t tick_ = 0;      // scheduling ticks

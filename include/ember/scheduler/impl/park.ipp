@@ -43,7 +43,8 @@ void parker::park(std::chrono::nanoseconds timeout) {
 }
 
 void parker::unpark() {
-  if (state_.exchange(notified, std::memory_order_acq_rel) == parked) futex_wake(&state_);
+  // ordering: seq_cst (see take_notification).
+  if (state_.exchange(notified, std::memory_order_seq_cst) == parked) futex_wake(&state_);
 }
 
 }  // namespace ember::detail

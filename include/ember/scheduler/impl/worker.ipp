@@ -25,6 +25,7 @@
 #include "ember/detail/signals.hpp"
 #include "ember/heap.hpp"
 #include "ember/scheduler/carrier.hpp"
+#include "ember/scheduler/event_source.hpp"
 #include "ember/scheduler/worker.hpp"
 
 namespace ember::detail {
@@ -48,6 +49,18 @@ bool worker::run_on(carrier& c) {
     }
   }
   return true;
+}
+
+void worker::unpark() {
+  parker_.unpark();
+  // ordering: seq_cst; pairs with park_idle's store of in_events_ and its
+  // look at the parker afterwards: one of the two sees the other.
+  if (in_events_.load(std::memory_order_seq_cst)) rt_.events()->wake();
+}
+
+bool worker::poll_events() {
+  event_source* ev = rt_.events();
+  return ev && ev->poll() != 0;
 }
 
 void worker::push_back(process* p) {
@@ -215,6 +228,7 @@ process* worker::find_work() {
   if (EMBER_UNLIKELY(clock != seen_clock_)) {
     seen_clock_ = clock;
     fire_timers();
+    poll_events();
   }
   // Every 61st tick, and after a process used up its slice, look outside
   // the local queue first, so that nothing waits there longer than a slice.
@@ -238,6 +252,12 @@ process* worker::find_work() {
     return p;
   }
   fire_timers();
+  if (poll_events() && lifo_) {
+    process* q = lifo_;
+    lifo_ = nullptr;
+    budget_ = full;
+    return q;
+  }
   process* p = local_.pop();
   if (!p) p = take_inject();
   if (!p && rt_.idle().begin_search()) {
@@ -259,10 +279,15 @@ bool worker::work_visible() const {
 
 void worker::park_idle() {
   if (rt_.manual() && manual_step()) return;
+  // With an event source, one idle worker waits in it (no spin: a
+  // completion wakes it as fast as a futex would, and spinning would only
+  // delay the wait).
+  event_source* const ev = rt_.events();
+  const bool event_waiter = ev && rt_.claim_event_wait();
   // Spin briefly as a searcher first: work that shows up within a few tens
   // of microseconds is taken without a futex round trip, and while we count
   // as searching, whoever publishes work need not wake anyone.
-  if (rt_.idle().begin_search()) {
+  if (!ev && rt_.idle().begin_search()) {
     bool found = false;
     auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(40);
     for (int i = 0; !found && !rt_.shutting_down(); ++i) {
@@ -281,6 +306,7 @@ void worker::park_idle() {
   rt_.idle().to_parked(index_);
   if (work_visible() || rt_.shutting_down()) {
     rt_.idle().cancel_park(index_);
+    if (event_waiter) rt_.release_event_wait();
     return;
   }
   std::chrono::nanoseconds timeout{-1};
@@ -290,7 +316,16 @@ void worker::park_idle() {
     std::int64_t left = std::int64_t(t) * 1000000 - rt_.now_ns();
     timeout = std::chrono::nanoseconds(left > 0 ? left : 0);
   }
-  parker_.park(timeout);
+  if (event_waiter) {
+    // ordering: seq_cst; then the parker's state: a notifier that came
+    // before this store left its mark there (unpark() saw no waiter).
+    in_events_.store(true, std::memory_order_seq_cst);
+    if (!parker_.take_notification()) ev->wait(timeout);
+    in_events_.store(false, std::memory_order_relaxed);
+    rt_.release_event_wait();
+  } else {
+    parker_.park(timeout);
+  }
   rt_.idle().cancel_park(index_);
   rt_.monitor().wake_if_asleep();
 }
