@@ -7,4 +7,5 @@
 #pragma once
 
 #include "ember/io/context.hpp"
+#include "ember/io/tcp_socket.hpp"
 #include "ember/io/use_process.hpp"
