@@ -8,9 +8,13 @@
 //    most one tick, sysmon.hpp, between two looks) and whenever a worker
 //    runs out of local work, before it steals or parks;
 //  - lets one idle worker at a time wait *in* it (wait(), with the
-//    worker's next timer as the deadline) instead of on its futex, so a
-//    completion that arrives while everything is idle runs at once on a
-//    worker; new work for that worker interrupts the wait (wake()).
+//    worker's next timer as the deadline, at most 10 ms at a time) instead
+//    of on its futex, so a completion that arrives while everything is idle
+//    runs at once on a worker; new work for that worker interrupts the wait
+//    (wake()).  A wake may be taken by another worker's poll() instead
+//    (wake() posts to the loop, and any thread running it may run the
+//    post); that worker is awake and takes the new work, and the waiting
+//    one comes back within its 10 ms (what a shutdown waits for).
 // Completions run on a worker, in the scheduler's lease: one that wakes a
 // process makes it runnable on that worker, with no thread hop.
 //

@@ -40,6 +40,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -163,6 +164,7 @@ private:
   std::uint64_t timer_id_next_ = 0, timer_id_end_ = 0;
   parker parker_;
   std::atomic<bool> in_events_{false};  // parked in the event source's wait
+  static constexpr std::chrono::milliseconds event_wait_slice{10};
   stack_cache stacks_;
   long budget_ = 0;             // reductions left in the current slice
   std::uint64_t tick_ = 0;      // scheduling ticks

@@ -320,6 +320,11 @@ void worker::park_idle() {
     // ordering: seq_cst; then the parker's state: a notifier that came
     // before this store left its mark there (unpark() saw no waiter).
     in_events_.store(true, std::memory_order_seq_cst);
+    // In slices of at most event_wait_slice: wake() posts to the event
+    // source, and another worker's poll() may run that post instead of
+    // this wait; the worker that did so is awake and takes the new work,
+    // but a shutdown needs this one back.
+    if (timeout.count() < 0 || timeout > event_wait_slice) timeout = event_wait_slice;
     if (!parker_.take_notification()) ev->wait(timeout);
     in_events_.store(false, std::memory_order_relaxed);
     rt_.release_event_wait();
