@@ -76,7 +76,7 @@ TEST_CASE("echo: many clients at once each get their own lines back, in order", 
   });
 }
 
-TEST_CASE("echo: a line split over several writes is answered once it is whole; quit closes", "[echo]") {
+TEST_CASE("echo: a line split over several writes is answered once it is whole — quit closes", "[echo]") {
   with_server(5s, [](ember::io::context& io, tcp::endpoint at) {
     tcp::socket s(io.get_executor());
     s.async_connect(at, ember::io::use_process);
@@ -98,7 +98,7 @@ TEST_CASE("echo: an idle connection is closed after the idle timeout", "[echo]")
   });
 }
 
-TEST_CASE("echo: a stop message ends a connection; a connection that crashes takes down only itself", "[echo]") {
+TEST_CASE("echo: a stop message ends a connection — a connection that crashes takes down only itself", "[echo]") {
   auto o = ember_test::opts(2);
   ember::io::context io(ember::io::on_workers, o);
   ember::runtime rt(o);

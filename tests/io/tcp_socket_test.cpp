@@ -247,7 +247,7 @@ TEST_CASE("io::tcp_socket: a write to a peer that does not read holds up only th
   });
 }
 
-TEST_CASE("io::tcp_socket: passive recv — a timeout, data, end of stream; close()", "[io]") {
+TEST_CASE("io::tcp_socket: passive recv — a timeout, data, end of stream, and close()", "[io]") {
   with_io(1, [](ember::io::context& io) {
     auto [s, peer] = connect_pair(io);
     try {
