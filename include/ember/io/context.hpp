@@ -23,7 +23,10 @@
 //    between slices and when they run out of work, and one idle worker
 //    waits in the reactor instead of on its futex.  A completion runs on a
 //    worker and makes its process runnable there: no thread hop.  Handlers
-//    of your own posted to this context run on workers too: keep them short.
+//    of your own posted to this context run on workers too: keep them
+//    short, and do not let them throw (an exception escaping a handler
+//    ends the program, as one escaping io_context::run() would end a
+//    thread that does not catch it).
 //  - threads (the default constructor): the context's own threads run it;
 //    a completion wakes its process into the runtime from there.  Usable
 //    with any number of runtimes, or none.
