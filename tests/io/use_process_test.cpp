@@ -16,6 +16,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -354,4 +355,43 @@ TEST_CASE("io::use_process: misuse — outside a process, and inside blocking �
   CHECK(what->find("inside ember::blocking") != std::string::npos);
   // Nothing was started: the timer has no operation to cancel.
   CHECK(t.cancel() == 0);
+}
+
+TEST_CASE("io::use_process: UDP datagrams — send_to and receive_from, a timeout, and a kill while receiving", "[io]") {
+  using asio::ip::udp;
+  for (loop_mode mode : both_modes)
+  with_io(mode, 2, [](ember::io::context& io) {
+    udp::socket server(io.get_executor(), udp::endpoint(asio::ip::address_v4::loopback(), 0));
+    const udp::endpoint at = server.local_endpoint();
+    const ember::pid me = ember::self();
+    // A datagram echo in its own process.
+    auto echoer = ember::spawn([s = std::move(server)]() mutable {
+      std::array<char, 512> buf;
+      for (;;) {
+        udp::endpoint from;
+        const std::size_t n = s.async_receive_from(asio::buffer(buf), from, ember::io::use_process);
+        s.async_send_to(asio::buffer(buf.data(), n), from, ember::io::use_process);
+      }
+    });
+    auto ref = ember::monitor(echoer);
+    udp::socket client(io.get_executor(), udp::endpoint(asio::ip::address_v4::loopback(), 0));
+    std::array<char, 512> in;
+    for (int i = 0; i < 20; ++i) {
+      const std::string out = "datagram " + std::to_string(i);
+      client.async_send_to(asio::buffer(out), at, ember::io::use_process);
+      udp::endpoint from;
+      const std::size_t n = client.async_receive_from(asio::buffer(in), from, ember::io::use_process.timeout(10s));
+      CHECK(std::string(in.data(), n) == out);
+      CHECK(from == at);
+    }
+    // Nothing more comes: the timeout.
+    udp::endpoint from;
+    CHECK(error_of([&] { client.async_receive_from(asio::buffer(in), from, ember::io::use_process.timeout(10ms)); }) ==
+          asio::error::make_error_code(asio::error::timed_out).message());
+    // The echoer waits in receive_from: a kill cancels it and ends it.
+    until_waiting(echoer);
+    ember::exit(echoer, ember::exit_reason::kill());
+    ember::receive([&](const ember::down& d) { CHECK(d.ref == ref); CHECK(d.reason == ember::exit_reason::killed()); },
+                   ember::after(30s, [] { FAIL("the echoer did not end: its receive was not cancelled"); }));
+  });
 }

@@ -206,6 +206,10 @@ public:
   void operator()() noexcept {
     op_state<Args...>* s = std::exchange(s_, nullptr);
     s->signal.emit(boost::asio::cancellation_type::all);
+    // The operation's cancellation handler goes here, on the thread that
+    // just used it, not with the frame on the process's thread (an
+    // operation still running emplaces a new one if it needs one).
+    s->signal.slot().clear();
     s->latch.finish();
   }
 
