@@ -266,8 +266,12 @@ TEST_CASE("io::tcp_socket: passive recv — a timeout, data, end of stream, and 
     } catch (const boost::system::system_error& e) {
       CHECK(e.code() == asio::error::eof);
     }
+    CHECK_THROWS_AS(s.recv(0, -5ms), ember::bad_argument);
+    CHECK_THROWS_AS(tcp_socket::connect(io.get_executor(), s.local_endpoint(), -5ms), ember::bad_argument);
     s.close();
     CHECK_THROWS_AS(s.write("late"), ember::error);
+    tcp_socket none;
+    CHECK_THROWS_AS(none.set_active(active::once()), ember::error);
   });
 }
 

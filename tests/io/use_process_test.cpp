@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <string>
@@ -237,6 +238,10 @@ TEST_CASE("io::use_process: timeout(d) cancels an operation that takes longer â€
     asio::async_write(server, asio::buffer(std::string("ping")), ember::io::use_process);
     CHECK(asio::async_read(client, asio::buffer(buf), ember::io::use_process.timeout(30s)) == 4);
     CHECK(std::string(buf.data(), 4) == "ping");
+    // A zero timeout cancels at once an operation that cannot complete at once.
+    asio::steady_timer never(io.get_executor(), 1h);
+    CHECK(error_of([&] { never.async_wait(ember::io::use_process.timeout(0ms)); }) ==
+          asio::error::make_error_code(asio::error::timed_out).message());
     // A timeout the operation beats: its result stands.
     asio::steady_timer t(io.get_executor(), 1ms);
     t.async_wait(ember::io::use_process.timeout(30s));
@@ -342,6 +347,10 @@ TEST_CASE("io::use_process: misuse â€” outside a process, and inside blocking â€
   asio::steady_timer t(io.get_executor(), 1h);
   CHECK_THROWS_AS(t.async_wait(ember::io::use_process), ember::not_in_process);
   CHECK_THROWS_AS(ember::io::use_process.timeout(-5ms), ember::bad_argument);
+  CHECK_THROWS_AS(ember::io::use_process.timeout(std::chrono::duration<double, std::milli>(std::nan(""))),
+                  ember::bad_argument);
+  CHECK(ember::io::use_process.timeout(std::chrono::nanoseconds::max()).timeout_ns == -1);  // beyond ~146 years: none
+  CHECK(ember::io::use_process.timeout(0ms).timeout_ns == 0);
   ember::runtime rt(opts(1));
   auto what = std::make_shared<std::string>();
   auto p = rt.spawn_monitor([&t, what] {
