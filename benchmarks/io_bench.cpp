@@ -1,14 +1,18 @@
 // ember_io_bench — TCP request/response over 127.0.0.1: the same load client
-// against an ember server (a process per connection, use_process) and a
-// plain multi-threaded Boost.Asio server (one io_context thread per core,
-// callbacks).  Prints one line in the bench-peers format:
+// against an ember server (a process per connection, use_process), a plain
+// multi-threaded Boost.Asio server (one io_context thread per core,
+// callbacks), or a server someone else started (the Go and Erlang peers in
+// benchmarks/peers/, run by benchmarks/tcp_peers.sh).  Prints one line in
+// the bench-peers format:
 //
-//   bench=tcp_echo runtime=<ember|asio> threads=<n> conns=<C> requests=<N> seconds=<s>
+//   bench=tcp_echo runtime=<ember|asio|label> threads=<n> conns=<C> requests=<N> seconds=<s>
 //         req_per_sec=<r> p50_us=<..> p99_us=<..> server_cpu_us_per_req=<..> ok=<0|1>
 //
 //   CORES=N ember_io_bench ember           [C = 100 [N = 200000]]   (event loop on the workers)
 //           ember_io_bench ember_io_thread [C = 100 [N = 200000]]   (event loop on its own thread)
 //           ember_io_bench asio            [C = 100 [N = 200000]]
+//   CORES=N [SERVER_PID=pid] ember_io_bench connect <label> <port> [C = 100 [N = 200000]]
+//                                         (only the client, against a server on 127.0.0.1:<port>)
 //
 // The client runs in a child process (this program, role `client`), so the
 // server's CPU time (getrusage of this process over the timed region) is
@@ -16,6 +20,10 @@
 // and waits for its 64-byte echo, N / C times; latency is per request.
 // Server threads: $CORES (ember: workers, plus one I/O thread; asio: the
 // io_context threads), default std::thread::hardware_concurrency().
+// `connect` reports runtime=<label> and threads=$CORES (what the external
+// server was told to use); its server CPU time is utime + stime of process
+// $SERVER_PID from /proc/<pid>/stat over the timed region (clock-tick
+// resolution), or server_cpu_us_per_req=-1 without SERVER_PID.
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -28,6 +36,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -149,11 +158,47 @@ void report(const char* runtime, unsigned threads, long conns, long total, const
   int ok = 0;
   if (std::sscanf(client.c_str(), "%lf %lf %lf %d", &secs, &p50, &p99, &ok) != 4) ok = 0;
   const long done = (total / conns) * conns;
+  char cpu_per_req[32] = "-1";  // cpu < 0: not measured
+  if (cpu >= 0) std::snprintf(cpu_per_req, sizeof cpu_per_req, "%.2f", done > 0 ? cpu * 1e6 / double(done) : 0.0);
   std::printf(
       "bench=tcp_echo runtime=%s threads=%u conns=%ld requests=%ld seconds=%.6f req_per_sec=%.0f p50_us=%.1f "
-      "p99_us=%.1f server_cpu_us_per_req=%.2f ok=%d\n",
-      runtime, threads, conns, done, secs, secs > 0 ? double(done) / secs : 0.0, p50, p99,
-      done > 0 ? cpu * 1e6 / double(done) : 0.0, ok);
+      "p99_us=%.1f server_cpu_us_per_req=%s ok=%d\n",
+      runtime, threads, conns, done, secs, secs > 0 ? double(done) / secs : 0.0, p50, p99, cpu_per_req, ok);
+}
+
+// -- an external server (connect) -------------------------------------------------
+
+/// utime + stime of process pid in seconds, from /proc/<pid>/stat; -1 if
+/// it cannot be read.
+double proc_cpu_seconds(long pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(f, stat)) return -1;
+  // Field 2 (comm) is in parentheses and may hold spaces; fields 14 and 15
+  // (utime, stime) are the 12th and 13th after the closing one.
+  const std::size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  unsigned long long v[13] = {};
+  const char* p = stat.c_str() + close + 1;
+  for (auto& x : v) {
+    char* end = nullptr;
+    while (*p == ' ') ++p;
+    if (*p == '\0') return -1;
+    x = std::strtoull(p, &end, 10);  // field 3 (state) is a letter: reads as 0
+    p = end;
+    while (*p != ' ' && *p != '\0') ++p;
+  }
+  return double(v[11] + v[12]) / double(::sysconf(_SC_CLK_TCK));
+}
+
+int run_connect(const char* self, const char* label, unsigned short port, long conns, long total) {
+  long pid = 0;
+  if (const char* e = std::getenv("SERVER_PID")) pid = std::atol(e);
+  const double c0 = pid > 0 ? proc_cpu_seconds(pid) : -1;
+  const std::string r = client_result(self, port, conns, total);
+  const double c1 = pid > 0 && c0 >= 0 ? proc_cpu_seconds(pid) : -1;
+  report(label, threads_from_env(), conns, total, r, c1 >= 0 ? c1 - c0 : -1);
+  return 0;
 }
 
 // -- plain Asio server ------------------------------------------------------------
@@ -244,10 +289,16 @@ int main(int argc, char** argv) {
   const std::string role = argc > 1 ? argv[1] : "";
   auto arg = [&](int i, long d) { return argc > i ? std::atol(argv[i]) : d; };
   if (role == "client" && argc == 5) return run_client((unsigned short)std::atoi(argv[2]), arg(3, 100), arg(4, 200000));
+  if (role == "connect" && argc >= 4 && std::atoi(argv[3]) > 0 && std::atoi(argv[3]) < 65536) {
+    const long conns = std::max(1L, arg(4, 100)), total = std::max(conns, arg(5, 200000));
+    return run_connect(argv[0], argv[2], (unsigned short)std::atoi(argv[3]), conns, total);
+  }
   const long conns = std::max(1L, arg(2, 100)), total = std::max(conns, arg(3, 200000));
   if (role == "asio") return run_asio(argv[0], conns, total);
   if (role == "ember") return run_ember(argv[0], conns, total, true);
   if (role == "ember_io_thread") return run_ember(argv[0], conns, total, false);
-  std::fprintf(stderr, "usage: ember_io_bench ember|ember_io_thread|asio [conns = 100 [requests = 200000]]\n");
+  std::fprintf(stderr,
+               "usage: ember_io_bench ember|ember_io_thread|asio [conns = 100 [requests = 200000]]\n"
+               "       [SERVER_PID=pid] ember_io_bench connect <label> <port> [conns = 100 [requests = 200000]]\n");
   return 2;
 }
