@@ -42,6 +42,7 @@ struct failed {
   std::string what;
 };
 struct connected {};
+struct go {};
 struct result {
   std::string what;
 };
@@ -213,6 +214,51 @@ TEST_CASE("io::use_process: a trapped exit signal waits in the mailbox while the
     asio::async_write(server, asio::buffer(std::string("hello")), ember::io::use_process);
     ember::receive([](result r) { CHECK(r.what == "hello + exit message"); },
                    ember::after(30s, [] { FAIL("no result"); }));
+  });
+}
+
+TEST_CASE("io::use_process: interruptible() — a trapped exit signal cancels the operation and stays in the mailbox",
+          "[io]") {
+  for (loop_mode mode : both_modes)
+  with_io(mode, 2, [](ember::io::context& io) {
+    const ember::pid me = ember::self();
+    // An exit signal that arrives during the wait.
+    auto waiter = ember::spawn([&io, me] {
+      ember::process_flag(ember::trap_exit, true);
+      asio::steady_timer t(io.get_executor(), 1h);
+      const std::string why = error_of([&] { t.async_wait(ember::io::use_process.interruptible()); });
+      const bool kept = ember::receive([](const ember::exit_message& m) { return m.reason == ember::exit_reason::shutdown(); },
+                                       ember::after(0ms, [] { return false; }));
+      ember::send(me, result{why + (kept ? " + exit message" : " + nothing")});
+    });
+    until_waiting(waiter);
+    ember::exit(waiter, ember::exit_reason::shutdown());
+    const std::string interrupted = asio::error::make_error_code(asio::error::interrupted).message();
+    ember::receive([&](result r) { CHECK(r.what == interrupted + " + exit message"); },
+                   ember::after(30s, [] { FAIL("no result"); }));
+    // One already in the mailbox when the wait begins: cancelled at once.
+    auto queued = ember::spawn([&io, me] {
+      ember::process_flag(ember::trap_exit, true);
+      ember::send(me, connected{});
+      ember::receive([](go) {});
+      asio::steady_timer t(io.get_executor(), 1h);
+      const std::string why = error_of([&] { t.async_wait(ember::io::use_process.timeout(1h).interruptible()); });
+      ember::send(me, result{why});
+    });
+    ember::receive([](connected) {});  // it traps exits now
+    ember::exit(queued, ember::exit_reason::shutdown());
+    ember::send(queued, go{});
+    ember::receive([&](result r) { CHECK(r.what == interrupted); }, ember::after(30s, [] { FAIL("no result"); }));
+    // Other messages do not interrupt; an operation that completes stands.
+    auto plain = ember::spawn([&io, me] {
+      ember::process_flag(ember::trap_exit, true);
+      ember::send(ember::self(), go{});
+      asio::steady_timer t(io.get_executor(), 1ms);
+      const std::string why = error_of([&] { t.async_wait(ember::io::use_process.interruptible()); });
+      ember::send(me, result{why.empty() ? "completed" : why});
+    });
+    (void)plain;
+    ember::receive([&](result r) { CHECK(r.what == "completed"); }, ember::after(30s, [] { FAIL("no result"); }));
   });
 }
 

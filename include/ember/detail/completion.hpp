@@ -63,16 +63,19 @@ private:
 };
 
 /// Why a wait for a completion asked for cancellation.
-enum class completion_cancel { none, killed, timed_out };
+enum class completion_cancel { none, killed, timed_out, interrupted };
 
 /// Wait in the calling process (self) until `latch` is done.  The first
 /// time the wait sees a pending kill, or timeout_ns pass on the runtime's
 /// clock (counted from the call; -1: no timeout), it calls cancel(ctx) once
 /// and goes on waiting.  Returns what made it cancel (none: it completed on
 /// its own).  Does not act on the kill itself: the caller ends the process
-/// after it has taken its results (check_kill_now).
+/// after it has taken its results (check_kill_now).  With on_exit_message,
+/// an exit_message (a trapped exit signal) in the mailbox — already there,
+/// or arriving during the wait — cancels the same way (interrupted); the
+/// message stays where it is.
 completion_cancel await_completion(process* self, completion_latch& latch, std::int64_t timeout_ns,
-                                   void (*cancel)(void*), void* ctx);
+                                   void (*cancel)(void*), void* ctx, bool on_exit_message = false);
 
 /// End the calling process now if a kill is pending (and it is not
 /// unwinding already).

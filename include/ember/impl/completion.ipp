@@ -6,6 +6,7 @@
 #include "ember/detail/runtime_core.hpp"
 #include "ember/impl/this_process.ipp"
 #include "ember/receive.hpp"
+#include "ember/signal/link.hpp"
 
 namespace ember::detail {
 
@@ -27,7 +28,7 @@ void completion_latch::finish() noexcept {
 }
 
 completion_cancel await_completion(process* self, completion_latch& latch, std::int64_t timeout_ns,
-                                   void (*cancel)(void*), void* ctx) {
+                                   void (*cancel)(void*), void* ctx, bool on_exit_message) {
   const std::int64_t deadline_ns = timeout_ns < 0 ? -1 : self->rt->now_ns() + timeout_ns;
   mailbox& mb = self->mbox;
   const std::uint64_t serial = self->serial.load(std::memory_order_relaxed);
@@ -38,6 +39,10 @@ completion_cancel await_completion(process* self, completion_latch& latch, std::
   // block), and wake signals among it are dropped.
   envelope* mark = nullptr;
   mb.drain_inbox(mark);
+  // An exit_message anywhere in the mailbox interrupts (on_exit_message).
+  bool exit_seen = false;
+  if (on_exit_message)
+    for (envelope* e = mb.first(); e && !exit_seen; e = e->next) exit_seen = e->tag == type_tag<exit_message>();
   mark = mb.last();
   for (;;) {
     if (latch.done()) return why;
@@ -50,6 +55,7 @@ completion_cancel await_completion(process* self, completion_latch& latch, std::
       // ordering: acquire pairs with the kill's release (reason first).
       if (self->kill_pending.load(std::memory_order_acquire)) why = completion_cancel::killed;
       else if (deadline_ns >= 0 && self->rt->now_ns() >= deadline_ns) why = completion_cancel::timed_out;
+      else if (exit_seen) why = completion_cancel::interrupted;
       if (why != completion_cancel::none) {
         cancel(ctx);
         continue;
@@ -66,9 +72,11 @@ completion_cancel await_completion(process* self, completion_latch& latch, std::
         e = mark ? mark->next : mb.first();
         continue;
       }
+      exit_seen = exit_seen || (on_exit_message && e->tag == type_tag<exit_message>());
       mark = e;
       e = e->next;
     }
+    if (exit_seen && why == completion_cancel::none) continue;
     if (latch.done()) return why;
     switch_out(self, switch_request::wait);
   }

@@ -34,6 +34,12 @@
 //    operation's own completion; an I/O context run by several threads
 //    needs a strand per object (context.hpp).  An operation that names no
 //    executor is cancelled from the process's own thread.
+//  - interruptible(): for a process that traps exits (a connection
+//    process of tcp_server, told to drain): an exit_message in its mailbox
+//    — one already there when the wait begins, or one that arrives during
+//    it — cancels the operation the same way; if it then fails, the
+//    failure is boost::asio::error::interrupted.  The exit_message stays in
+//    the mailbox for the process to receive.
 //  - When the I/O context is destroyed with the operation pending, it fails
 //    with operation_aborted.
 //  - Misuse: outside a process, not_in_process (nothing is started); inside
@@ -74,10 +80,14 @@ namespace ember::io {
 /// The token type; use the `use_process` value.
 struct use_process_t {
   std::int64_t timeout_ns = -1;  // -1: none
+  bool interrupt_on_exit = false;
   /// The same token, with a timeout on the operation (any duration >= 0).
   [[nodiscard]] use_process_t timeout(ember::detail::timeout_arg d) const {
-    return use_process_t{d.ns("io::use_process.timeout", "d")};
+    return use_process_t{d.ns("io::use_process.timeout", "d"), interrupt_on_exit};
   }
+  /// The same token, for a process that traps exits: a trapped exit
+  /// signal cancels the operation too (see the top of the file).
+  [[nodiscard]] constexpr use_process_t interruptible() const noexcept { return use_process_t{timeout_ns, true}; }
 };
 
 /// Wait in the calling process for the operation's result.
@@ -236,6 +246,7 @@ void request_cancel(void* ctx) {
 }
 
 [[noreturn]] void throw_timed_out();
+[[noreturn]] void throw_interrupted();
 [[noreturn]] void throw_abandoned();
 [[noreturn]] void throw_in_blocking();
 
@@ -254,7 +265,8 @@ typename signature<Args...>::result::type run(Initiation&& init, use_process_t t
     throw;
   }
   const ember::detail::completion_cancel why =
-      ember::detail::await_completion(self, st.latch, token.timeout_ns, &request_cancel<Args...>, &st);
+      ember::detail::await_completion(self, st.latch, token.timeout_ns, &request_cancel<Args...>, &st,
+                                      token.interrupt_on_exit);
   if (why == ember::detail::completion_cancel::killed) ember::detail::check_kill_now(self);
   if (st.abandoned) throw_abandoned();
   auto& r = *st.result;
@@ -263,6 +275,7 @@ typename signature<Args...>::result::type run(Initiation&& init, use_process_t t
     if constexpr (std::is_same_v<first, boost::system::error_code>) {
       if (const boost::system::error_code& ec = std::get<0>(r)) {
         if (why == ember::detail::completion_cancel::timed_out) throw_timed_out();
+        if (why == ember::detail::completion_cancel::interrupted) throw_interrupted();
         throw boost::system::system_error(ec);
       }
     } else {

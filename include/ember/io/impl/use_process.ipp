@@ -10,6 +10,11 @@ void throw_timed_out() {
   throw boost::system::system_error(boost::asio::error::timed_out, "ember::io::use_process: the operation timed out");
 }
 
+void throw_interrupted() {
+  throw boost::system::system_error(boost::asio::error::interrupted,
+                                    "ember::io::use_process: an exit signal (trapped) interrupted the operation");
+}
+
 void throw_abandoned() {
   throw boost::system::system_error(boost::asio::error::operation_aborted,
                                     "ember::io::use_process: the I/O context was destroyed with the operation pending");
