@@ -4,3 +4,4 @@
 #include "ember/io/impl/context.ipp"
 #include "ember/io/impl/use_process.ipp"
 #include "ember/io/impl/tcp_socket.ipp"
+#include "ember/io/impl/tcp_server.ipp"
