@@ -166,13 +166,14 @@ private:
 
 /// Accept on `acc` (on its strand: the acceptors share it) into a socket on
 /// a strand of its own, waiting in the calling process.
-tcp::socket accept_one(tcp::acceptor& acc, const asio::any_io_executor& ex, boost::system::error_code& ec) {
+tcp::socket accept_one(const std::shared_ptr<tcp::acceptor>& acc, const asio::any_io_executor& ex,
+                       boost::system::error_code& ec) {
   auto init = [&acc, &ex](auto handler) {
     // Note the acceptor's strand as the handler's executor now, so that a
     // cancellation queues behind this initiation on the same strand.
-    (void)asio::get_associated_executor(handler, acc.get_executor());
-    asio::post(acc.get_executor(), [&acc, sock_ex = asio::any_io_executor(asio::make_strand(ex)),
-                                    h = std::move(handler)]() mutable { acc.async_accept(sock_ex, std::move(h)); });
+    (void)asio::get_associated_executor(handler, acc->get_executor());
+    asio::post(acc->get_executor(), [acc, sock_ex = asio::any_io_executor(asio::make_strand(ex)),
+                                     h = std::move(handler)]() mutable { acc->async_accept(sock_ex, std::move(h)); });
   };
   auto token = asio::redirect_error(use_process, ec);
   return asio::async_initiate<decltype(token), void(boost::system::error_code, tcp::socket)>(std::move(init), token);
@@ -188,7 +189,7 @@ void acceptor_loop(std::shared_ptr<server_shared> sh, ember::pid listener_pid, e
     tcp::socket sock(sh->ex);
     for (;;) {
       boost::system::error_code ec;
-      sock = accept_one(*acc, sh->ex, ec);
+      sock = accept_one(acc, sh->ex, ec);
       if (!ec) break;
       if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor)
         ember::exit(exit_reason::shutdown());  // the listening socket is gone
