@@ -29,14 +29,13 @@ void with_server(std::chrono::milliseconds idle, F body) {
   ember::io::context io(ember::io::on_workers, o);
   ember::runtime rt(o);
   auto r = rt.spawn_monitor([&] {
-              tcp::acceptor acc(io.get_executor(), {asio::ip::address_v4::loopback(), 0});
-              const tcp::endpoint at = acc.local_endpoint();
-              ember::spawn_link([acc = std::move(acc), idle]() mutable { line_server::listen(std::move(acc), idle); });
-              body(io, at);
-              ember::exit(ember::exit_reason::shutdown());
+              ember::io::tcp_server server =
+                  line_server::start(io.get_executor(), {asio::ip::address_v4::loopback(), 0}, idle);
+              body(io, server.local_endpoint());
+              server.stop();
             }).wait();
   INFO("exit reason: " << r);
-  CHECK(r == ember::exit_reason::shutdown());
+  CHECK(r.is_normal());
 }
 
 std::string read_line(tcp::socket& s, asio::streambuf& in) {
@@ -120,5 +119,30 @@ TEST_CASE("echo: a stop message ends a connection — a connection that crashes 
               ember::exit(cb, ember::exit_reason::error("crash"));  // as a crash
               CHECK(end_of(b) == "eof");
             }).wait();
+  CHECK(r.is_normal());
+}
+
+TEST_CASE("echo: stopping the server answers the lines already sent, closes every connection, refuses new ones",
+          "[echo]") {
+  auto o = ember_test::opts(2);
+  ember::io::context io(ember::io::on_workers, o);
+  ember::runtime rt(o);
+  auto r = rt.spawn_monitor([&] {
+              ember::io::tcp_server server =
+                  line_server::start(io.get_executor(), {asio::ip::address_v4::loopback(), 0}, 30s);
+              const tcp::endpoint at = server.local_endpoint();
+              tcp::socket s(io.get_executor());
+              s.async_connect(at, ember::io::use_process);
+              asio::streambuf in;
+              asio::async_write(s, asio::buffer(std::string("one\n")), ember::io::use_process);
+              CHECK(read_line(s, in) == "echo: one\n");
+              server.stop();  // returns once every connection has closed (long before the idle timeout)
+              CHECK(end_of(s) == "eof");
+              tcp::socket late(io.get_executor());
+              boost::system::error_code ec;
+              late.async_connect(at, asio::redirect_error(ember::io::use_process, ec));
+              CHECK(ec == asio::error::connection_refused);
+            }).wait();
+  INFO("exit reason: " << r);
   CHECK(r.is_normal());
 }

@@ -1,10 +1,12 @@
 // line_server.hpp — a line-protocol server on ember::io: each line a client
 // sends comes back as "echo: <line>"; the line "quit" ends the connection.
 //
-// One listener process accepts; each connection gets a process of its own
-// that owns its socket in active-once mode, so one receive waits for the
-// socket's data and for a `stop` message (and an idle timeout).  A
-// connection process that crashes takes only its own socket down.
+// The server is an ember::io::tcp_server: acceptors under a supervisor, and
+// each connection a process of its own that owns its socket in active-once
+// mode, so one receive waits for the socket's data, a `stop` message, the
+// server's drain (an exit_message: the connection process traps exits) and
+// an idle timeout.  A connection process that crashes takes only its own
+// socket down.
 #pragma once
 
 #include <chrono>
@@ -42,20 +44,19 @@ inline void serve(ember::io::tcp_socket s, std::chrono::milliseconds idle_timeou
           return true;
         },
         [](const tcp_closed&) { return false; }, [](const tcp_error&) { return false; },
-        [](stop) { return false; }, ember::after(idle_timeout, [] { return false; }));
+        [](stop) { return false; },
+        [](const ember::exit_message&) { return false; },  // the drain: every line read is answered
+        ember::after(idle_timeout, [] { return false; }));
     if (!more) return;  // the socket closes with its handle
   }
 }
 
-/// The listener: accept on `acc` for ever, a process per connection.
-inline void listen(boost::asio::ip::tcp::acceptor acc, std::chrono::milliseconds idle_timeout) {
-  for (;;) {
-    boost::asio::ip::tcp::socket sock = acc.async_accept(ember::io::use_process);
-    ember::pid conn = ember::spawn([sock = std::move(sock), idle_timeout]() mutable {
-      serve(ember::io::tcp_socket(std::move(sock)), idle_timeout);
-    });
-    (void)conn;
-  }
+/// Start the server on `at` (port 0: any free port), linked to the caller.
+inline ember::io::tcp_server start(const boost::asio::any_io_executor& ex, boost::asio::ip::tcp::endpoint at,
+                                   std::chrono::milliseconds idle_timeout) {
+  return ember::io::tcp_server::start_link(ex, {.endpoint = at}, [idle_timeout](boost::asio::ip::tcp::socket s) {
+    serve(ember::io::tcp_socket(std::move(s)), idle_timeout);
+  });
 }
 
 }  // namespace line_server

@@ -24,9 +24,8 @@ int main() {
   ember::io::context io(ember::io::on_workers, o);  // the runtime's workers run the event loop
   return ember::run(
       [&] {
-        tcp::acceptor acc(io.get_executor(), {asio::ip::address_v4::loopback(), 0});
-        const tcp::endpoint at = acc.local_endpoint();
-        ember::spawn_link([acc = std::move(acc)]() mutable { line_server::listen(std::move(acc), 5s); });
+        ember::io::tcp_server server = line_server::start(io.get_executor(), {asio::ip::address_v4::loopback(), 0}, 5s);
+        const tcp::endpoint at = server.local_endpoint();
         std::printf("line server on %s:%u\n", at.address().to_string().c_str(), unsigned(at.port()));
 
         const ember::pid me = ember::self();
@@ -50,7 +49,8 @@ int main() {
               [](const answer& a) { std::printf("client %d got back:\n%s", a.client, a.text.c_str()); },
               ember::after(10s, [] { ember::exit(ember::exit_reason::error("a client got no answer")); }));
         std::printf("all clients answered\n");
-        ember::exit(ember::exit_reason::shutdown());  // the linked listener goes with us
+        server.stop();  // the drain: no more clients, every connection closed
+        std::printf("server stopped\n");
       },
       o);
 }
