@@ -1,5 +1,6 @@
 // ember_io_bench — TCP request/response over 127.0.0.1: the same load client
-// against an ember server (a process per connection, use_process), a plain
+// against an ember server (ember::io::tcp_server: a process per connection,
+// straight-line reads with use_process, or an active-mode socket), a plain
 // multi-threaded Boost.Asio server (one io_context thread per core,
 // callbacks), or a server someone else started (the Go and Erlang peers in
 // benchmarks/peers/, run by benchmarks/tcp_peers.sh).  Prints one line in
@@ -9,6 +10,7 @@
 //         req_per_sec=<r> p50_us=<..> p99_us=<..> server_cpu_us_per_req=<..> ok=<0|1>
 //
 //   CORES=N ember_io_bench ember           [C = 100 [N = 200000]]   (event loop on the workers)
+//           ember_io_bench ember_active    [C = 100 [N = 200000]]   (the same, active-once sockets)
 //           ember_io_bench ember_io_thread [C = 100 [N = 200000]]   (event loop on its own thread)
 //           ember_io_bench asio            [C = 100 [N = 200000]]
 //   CORES=N [SERVER_PID=pid] ember_io_bench connect <label> <port> [C = 100 [N = 200000]]
@@ -257,29 +259,49 @@ void ember_echo(tcp::socket s) {
   }
 }
 
-int run_ember(const char* self, long conns, long total, bool on_workers) {
+/// The same in active mode: the socket sends its data as messages (gen_tcp's
+/// {active, once}); the reply is written by the connection's process.
+void ember_active_echo(tcp::socket s) {
+  ember::io::tcp_socket sock(std::move(s));
+  for (;;) {
+    sock.set_active(ember::io::active::once());
+    const bool more = ember::receive([&](const ember::io::tcp_data& d) { sock.write(d.data); return true; },
+                                     [](const ember::io::tcp_closed&) { return false; },
+                                     [](const ember::io::tcp_error&) { return false; });
+    if (!more) return;
+  }
+}
+
+enum class ember_style { token, token_io_thread, active };
+
+int run_ember(const char* self, long conns, long total, ember_style style) {
   const unsigned n = threads_from_env();
   ember::runtime_options o;
   o.workers = n;
   std::optional<ember::io::context> io;
-  if (on_workers) io.emplace(ember::io::on_workers, o);
+  if (style != ember_style::token_io_thread) io.emplace(ember::io::on_workers, o);
   else io.emplace();
   ember::runtime rt(o);
-  tcp::acceptor acc(io->get_executor(), tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-  const unsigned short port = acc.local_endpoint().port();
-  rt.spawn([acc = std::move(acc)]() mutable {
-    boost::system::error_code ec;
-    for (;;) {
-      tcp::socket s = acc.async_accept(asio::redirect_error(ember::io::use_process, ec));
-      if (ec) return;
-      s.set_option(tcp::no_delay(true));
-      ember::spawn([s = std::move(s)]() mutable { ember_echo(std::move(s)); });
-    }
+  // A supervised server (ember::io::tcp_server), as a service would run it.
+  auto port = std::make_shared<std::atomic<unsigned>>(0);
+  rt.spawn([&io, port, style] {
+    ember::io::tcp_server srv = ember::io::tcp_server::start_link(
+        io->get_executor(), {.endpoint = tcp::endpoint(asio::ip::address_v4::loopback(), 0)},
+        [style](tcp::socket s) {
+          s.set_option(tcp::no_delay(true));
+          if (style == ember_style::active) ember_active_echo(std::move(s));
+          else ember_echo(std::move(s));
+        });
+    port->store(srv.local_endpoint().port());
+    port->notify_one();
+    ember::receive([](int) {});  // for ever (the runtime's end kills it)
   });
+  port->wait(0);
   const double c0 = cpu_seconds();
-  const std::string r = client_result(self, port, conns, total);
+  const std::string r = client_result(self, (unsigned short)port->load(), conns, total);
   const double cpu = cpu_seconds() - c0;
-  report(on_workers ? "ember" : "ember_io_thread", n, conns, total, r, cpu);
+  report(style == ember_style::token ? "ember" : style == ember_style::active ? "ember_active" : "ember_io_thread", n,
+         conns, total, r, cpu);
   return 0;
 }
 
@@ -295,10 +317,11 @@ int main(int argc, char** argv) {
   }
   const long conns = std::max(1L, arg(2, 100)), total = std::max(conns, arg(3, 200000));
   if (role == "asio") return run_asio(argv[0], conns, total);
-  if (role == "ember") return run_ember(argv[0], conns, total, true);
-  if (role == "ember_io_thread") return run_ember(argv[0], conns, total, false);
+  if (role == "ember") return run_ember(argv[0], conns, total, ember_style::token);
+  if (role == "ember_active") return run_ember(argv[0], conns, total, ember_style::active);
+  if (role == "ember_io_thread") return run_ember(argv[0], conns, total, ember_style::token_io_thread);
   std::fprintf(stderr,
-               "usage: ember_io_bench ember|ember_io_thread|asio [conns = 100 [requests = 200000]]\n"
+               "usage: ember_io_bench ember|ember_active|ember_io_thread|asio [conns = 100 [requests = 200000]]\n"
                "       [SERVER_PID=pid] ember_io_bench connect <label> <port> [conns = 100 [requests = 200000]]\n");
   return 2;
 }

@@ -15,7 +15,7 @@
 #              io_context threads, GOMAXPROCS, Erlang +S N:N; default: nproc)
 #   CONNS      connection counts to run (default: "1 100 1000")
 #   N          requests per run (default: 200000)
-#   RUNTIMES   default "ember asio go erlang"
+#   RUNTIMES   default "ember ember_active asio go erlang"
 #
 # Needs, besides what ember's build needs: Go (Debian: golang-go) and
 # Erlang/OTP with erlc (Debian: erlang-base).  A peer whose toolchain is
@@ -28,7 +28,7 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
 CORES=${CORES:-$(nproc)}
 CONNS=${CONNS:-"1 100 1000"}
 N=${N:-200000}
-RUNTIMES=${RUNTIMES:-"ember asio go erlang"}
+RUNTIMES=${RUNTIMES:-"ember ember_active asio go erlang"}
 export CORES
 
 mkdir -p "$BUILD_DIR"
@@ -93,7 +93,7 @@ echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for c in $CONNS; do
   for rt in $RUNTIMES; do
     case $rt in
-      ember | ember_io_thread | asio) "$BENCH" "$rt" "$c" "$N" ;;
+      ember | ember_active | ember_io_thread | asio) "$BENCH" "$rt" "$c" "$N" ;;
       go)
         if [ $have_go = 1 ]; then run_peer go "$c" "$N" "$PEER_DIR/tcp_echo_go" 0
         else echo "tcp_peers.sh: go not found (Debian: golang-go); skipping go" >&2; fi ;;
