@@ -130,7 +130,9 @@ public:
   [[nodiscard]] protocol::endpoint local_endpoint() const;
   [[nodiscard]] protocol::endpoint remote_endpoint() const;
 
-  /// Change the active mode; in effect when it returns.
+  /// Change the active mode.  Returns at once: the change is made on the
+  /// socket's strand, before anything the caller asks of the socket later
+  /// (a recv, a write, another set_active, controlling_process).
   void set_active(active mode);
   /// Make p the owner (see the top of the file).
   void controlling_process(ember::pid p);

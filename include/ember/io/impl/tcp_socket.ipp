@@ -195,20 +195,22 @@ tcp_socket::protocol::endpoint tcp_socket::remote_endpoint() const { return st_ 
 
 void tcp_socket::set_active(active a) {
   if (!st_) throw ember::error("ember::io::tcp_socket::set_active: no socket");
-  state& st = *st_;
+  ember::detail::enter_runtime("io::tcp_socket::set_active");
   const long v = a.value();
-  on_strand(st, "set_active", [&st, v]() -> boost::system::error_code {
-    if (v > 0) st.mode = st.mode > 0 ? st.mode + v : v;
-    else st.mode = v;
+  // Not waited for: the strand runs the owner's requests in order, so the
+  // change is in effect for every later call on the socket, and the data
+  // it lets through comes as messages anyway.
+  asio::post(st_->strand, [st = st_, v] {
+    if (v > 0) st->mode = st->mode > 0 ? st->mode + v : v;
+    else st->mode = v;
     // Passive: the outstanding read goes (it has read nothing yet, or its
     // data is on its way and will be held), so a passive read can start.
-    if (st.mode == 0 && st.reading) {
+    if (st->mode == 0 && st->reading) {
       boost::system::error_code ignored;
-      st.sock.cancel(ignored);
+      st->sock.cancel(ignored);
     }
-    st.deliver_held();
-    st.arm();
-    return {};
+    st->deliver_held();
+    st->arm();
   });
 }
 
