@@ -13,12 +13,19 @@
 // every time.  In a real deployment the clock and the driver go; nothing
 // else changes.
 //
+// Then the HTTP front (http_front.hpp): a fresh rate limiter on the system
+// clock behind GET /check on 127.0.0.1 (a port the system picks), and a
+// client that asks it a handful of questions over one keep-alive
+// connection: 200 three times, then 429 with Retry-After, then 403, 400 and
+// 404.  It prints each answer and checks its status.
+//
 // Exit status: 0 when the run was clean and every check passed.
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -31,12 +38,22 @@
 #include <utility>
 #include <vector>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
 #include <fmt/core.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "ember/ember.hpp"
+#include "ember/io/io.hpp"
+#include "ember/io/tcp_server.hpp"
+#include "http_front.hpp"
 #include "rate_limiter.hpp"
 
 using namespace std::chrono_literals;
@@ -352,6 +369,95 @@ bool check(const std::vector<customer>& customers, results& r) {
   return ok;
 }
 
+// ---- the HTTP front ---------------------------------------------------------------
+
+/// The rate limiter behind its HTTP front on 127.0.0.1, on the system
+/// clock, and a client asking it over one keep-alive connection.  Prints
+/// each answer; true when every status (and the Retry-After) is right.
+bool http_demo() {
+  namespace asio = boost::asio;
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  using tcp = asio::ip::tcp;
+
+  rl::options o;
+  o.contracts = [](const std::string& key) -> std::optional<rl::contract> {
+    if (key != "ak-demo") return std::nullopt;
+    return rl::contract{"Demo Inc (basic)", {.per_minute = 3, .per_hour = 30, .per_day = 150}};
+  };
+  o.lookup_delay = 20ms;
+  o.logger = std::make_shared<spdlog::logger>("rate_limiter", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  o.logger->set_pattern("    log: %v");
+  const rl::service limiter(o);
+
+  struct step {
+    std::string_view target;
+    http::status expect;
+  };
+  constexpr std::array<step, 7> steps{{
+      {"/check?key=ak-demo", http::status::ok},
+      {"/check?key=ak-demo", http::status::ok},
+      {"/check?key=ak-demo", http::status::ok},
+      {"/check?key=ak-demo", http::status::too_many_requests},  // the fourth within a minute
+      {"/check?key=ak-unknown", http::status::forbidden},
+      {"/check", http::status::bad_request},
+      {"/metrics", http::status::not_found},
+  }};
+  bool ok = true;
+  auto fail = [&ok](const std::string& what) {
+    fmt::print("check FAILED: {}\n", what);
+    ok = false;
+  };
+
+  ember::runtime_options ro;
+  ro.logger = std::make_shared<spdlog::logger>("ember", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  ro.logger->set_pattern("  [%l] %v");
+  ember::io::context io(ember::io::on_workers, ro);  // the runtime's workers run the event loop
+  const int status = ember::run(
+      [&] {
+        auto tree = limiter.start_link();
+        if (!tree) ember::exit(tree.error());
+        // The HTTP server: a process per connection, serving the limiter.
+        const auto web = ember::io::tcp_server::start_link(
+            io.get_executor(), {.endpoint = {asio::ip::address_v4::loopback(), 0}}, rl::http_handler(limiter, {}));
+        const tcp::endpoint at = web.local_endpoint();
+        fmt::print("\nHTTP front on 127.0.0.1 (system clock; ak-demo may send 3 a minute), "
+                   "one keep-alive connection:\n");
+
+        tcp::socket s(io.get_executor());
+        s.async_connect(at, ember::io::use_process.timeout(5s));
+        rl::http_detail::process_stream stream(s);  // Beast's read and write, waiting in this process
+        beast::flat_buffer buffer;
+        for (const step& st : steps) {
+          http::request<http::empty_body> req{http::verb::get, beast::string_view(st.target.data(), st.target.size()),
+                                               11};
+          req.set(http::field::host, "127.0.0.1");
+          stream.deadline_in(5s);
+          http::write(stream, req);  // throws on failure: the run fails
+          http::response<http::string_body> res;
+          http::read(stream, buffer, res);
+          const auto retry = res.find(http::field::retry_after);
+          const std::string retry_after =
+              retry == res.end() ? std::string() : fmt::format("  Retry-After: {}", std::string_view(retry->value()));
+          fmt::print("  GET {:<22} -> {} {}{}  {}\n", st.target, res.result_int(),
+                     std::string_view(res.reason()), retry_after, res.body());
+          if (res.result() != st.expect)
+            fail(fmt::format("GET {} answered {}, not {}", st.target, res.result_int(), unsigned(st.expect)));
+          // A request refused by the minute can go again once its bucket
+          // has left the window: at most 61 s.
+          if (st.expect == http::status::too_many_requests) {
+            const int seconds = retry == res.end() ? 0 : std::atoi(std::string(retry->value()).c_str());
+            if (seconds < 1 || seconds > 61) fail(fmt::format("the 429 said Retry-After '{}'", retry_after));
+          }
+        }
+        ember::exit(ember::exit_reason::shutdown());  // the server and the tree (linked) go with us
+      },
+      ro);
+  if (status != 0) fail("the HTTP run did not end cleanly");
+  if (ok) fmt::print("check: the HTTP front answered 200 three times, then 429 with Retry-After, 403, 400 and 404\n");
+  return ok;
+}
+
 }  // namespace
 
 int main() {
@@ -429,5 +535,6 @@ int main() {
     fmt::print("check: no customer got more than its contract allows in any minute, hour or day ({} admitted "
                "requests, counted exactly); each hammering customer met all three limits\n",
                t.admitted);
-  return status == ember::application::exit_status::clean && ok ? 0 : 1;
+  const bool http_ok = http_demo();
+  return status == ember::application::exit_status::clean && ok && http_ok ? 0 : 1;
 }
