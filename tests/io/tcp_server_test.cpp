@@ -302,7 +302,7 @@ TEST_CASE("io::tcp_server: drain — a connection still running at drain_timeout
   CHECK(stopped->load());
 }
 
-TEST_CASE("io::tcp_server: as a child of an application's supervisor; stopping the parent drains it",
+TEST_CASE("io::tcp_server: as a child of an application's supervisor — stopping the parent drains it",
           "[io][tcp_server]") {
   with_io(2, [](ember::io::context& io) {
     // Not linked to us: stopping it with `shutdown` would take us down too.
