@@ -1,4 +1,5 @@
-// ember/impl/envelope_pool.ipp — per-thread envelope free lists (compiled once).
+// ember/impl/envelope_pool.ipp — per-thread envelope free lists: the slow
+// paths and the thread's end (compiled once).
 #pragma once
 
 #include <new>
@@ -8,63 +9,100 @@
 
 namespace ember::detail {
 
+// Plain data: no guard on access, nothing run at the thread's end by
+// itself (the reaper below does that).
+__attribute__((tls_model("initial-exec"))) thread_local envelope_cache tl_envelopes asm("ember_tl_envelopes") = {};
+
 namespace {
-constexpr std::size_t pool_classes = 3;  // 64, 128, 256 bytes
-constexpr std::size_t max_cached = 4096;
 
-inline std::size_t pool_class(std::size_t bytes) noexcept {
-  return bytes <= 64 ? 0 : bytes <= 128 ? 1 : 2;
-}
-
-struct free_block {
-  free_block* next;
-};
-
-struct thread_envelope_cache {
-  free_block* head[pool_classes] = {};
-  std::size_t count[pool_classes] = {};
-  ~thread_envelope_cache() {
-    for (std::size_t c = 0; c < pool_classes; ++c)
-      while (free_block* b = head[c]) {
-        head[c] = b->next;
+/// Frees the thread's lists when it ends; made by the thread's first slow
+/// call, which then lets the inline free cache blocks (limit).
+struct envelope_reaper {
+  envelope_reaper() noexcept { tl_envelopes.limit = envelope_cache_max; }
+  ~envelope_reaper() {
+    envelope_cache& c = tl_envelopes;
+    c.limit = 0;
+    c.ended = true;
+    for (std::size_t k = 0; k < envelope_pool_classes; ++k)
+      while (void* b = c.head[k]) {
+        c.head[k] = *static_cast<void**>(b);
         ::operator delete(b);
       }
   }
 };
-__attribute__((tls_model("initial-exec"))) thread_local thread_envelope_cache tl_envelopes;
+
+/// Out of line, so that the reaper's guard is paid on slow paths only.
+EMBER_NOINLINE void arm_reaper() noexcept {
+  if (tl_envelopes.ended) return;
+  thread_local envelope_reaper reaper;
+  (void)reaper;
+}
+
 }  // namespace
 
-EMBER_NOINLINE void* envelope_alloc(std::size_t bytes) {
-#if !EMBER_ASAN
+#if EMBER_INLINE_ENVELOPE_POOL
+void* envelope_alloc_slow(std::size_t bytes) {
   if (bytes <= envelope_pool_max_size) {
-    std::size_t c = pool_class(bytes);
-    auto& cache = tl_envelopes;
-    if (free_block* b = cache.head[c]) {
-      cache.head[c] = b->next;
-      --cache.count[c];
-      return b;
-    }
-    return ::operator new(std::size_t{64} << c);
+    if (tl_envelopes.limit == 0) arm_reaper();
+    return ::operator new(std::size_t{64} << envelope_pool_class(bytes));
   }
-#endif
   return ::operator new(bytes);
 }
 
-EMBER_NOINLINE void envelope_free(void* p, std::size_t bytes) noexcept {
-#if !EMBER_ASAN
+void envelope_free_slow(void* p, std::size_t bytes) noexcept {
   if (bytes <= envelope_pool_max_size) {
-    std::size_t c = pool_class(bytes);
-    auto& cache = tl_envelopes;
-    if (cache.count[c] < max_cached) {
-      auto* b = static_cast<free_block*>(p);
-      b->next = cache.head[c];
-      cache.head[c] = b;
-      ++cache.count[c];
+    envelope_cache& c = tl_envelopes;
+    if (c.limit == 0 && !c.ended) {
+      arm_reaper();
+      const std::size_t k = envelope_pool_class(bytes);
+      if (c.count[k] < c.limit) {
+        *static_cast<void**>(p) = c.head[k];
+        c.head[k] = p;
+        ++c.count[k];
+        return;
+      }
+    }
+  }
+  ::operator delete(p);
+}
+#elif !EMBER_ASAN
+// No inline thread slots: the same lists, every call out of line.
+void* envelope_alloc_slow(std::size_t bytes) {
+  if (bytes <= envelope_pool_max_size) {
+    envelope_cache& c = tl_envelopes;
+    const std::size_t k = envelope_pool_class(bytes);
+    if (void* b = c.head[k]) {
+      c.head[k] = *static_cast<void**>(b);
+      --c.count[k];
+      return b;
+    }
+    if (c.limit == 0) arm_reaper();
+    return ::operator new(std::size_t{64} << k);
+  }
+  return ::operator new(bytes);
+}
+
+void envelope_free_slow(void* p, std::size_t bytes) noexcept {
+  if (bytes <= envelope_pool_max_size) {
+    envelope_cache& c = tl_envelopes;
+    if (c.limit == 0) arm_reaper();
+    const std::size_t k = envelope_pool_class(bytes);
+    if (c.count[k] < c.limit) {
+      *static_cast<void**>(p) = c.head[k];
+      c.head[k] = p;
+      ++c.count[k];
       return;
     }
   }
-#endif
   ::operator delete(p);
 }
+#else
+// AddressSanitizer: no pool.
+void* envelope_alloc_slow(std::size_t bytes) { return ::operator new(bytes); }
+void envelope_free_slow(void* p, std::size_t bytes) noexcept {
+  (void)bytes;
+  ::operator delete(p);
+}
+#endif
 
 }  // namespace ember::detail
