@@ -58,9 +58,33 @@ void worker::unpark() {
   if (in_events_.load(std::memory_order_seq_cst)) rt_.events()->wake();
 }
 
+namespace {
+std::int64_t steady_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 bool worker::poll_events() {
   event_source* ev = rt_.events();
-  return ev && ev->poll() != 0;
+  if (!ev || ev->poll() == 0) return false;
+  last_io_ns_ = steady_ns();
+  return true;
+}
+
+bool worker::spin_for_events(event_source* ev) {
+  const std::int64_t t0 = steady_ns();
+  if (t0 - last_io_ns_ > std::chrono::nanoseconds(io_spin_window).count()) return false;
+  const std::int64_t until = t0 + std::chrono::nanoseconds(io_spin).count();
+  for (;;) {
+    if (ev->poll() != 0) {
+      last_io_ns_ = steady_ns();
+      return true;
+    }
+    if (work_visible() || rt_.shutting_down()) return true;
+    for (int i = 0; i < 32; ++i) __builtin_ia32_pause();
+    if (steady_ns() >= until) return false;
+  }
 }
 
 void worker::push_back(process* p) {
@@ -283,6 +307,9 @@ void worker::park_idle() {
   // completion wakes it as fast as a futex would, and spinning would only
   // delay the wait).
   event_source* const ev = rt_.events();
+  // Requests and responses in flight: their next completion is likely a
+  // few microseconds away, closer than a parked thread's wake-up.
+  if (ev && !rt_.manual() && spin_for_events(ev)) return;
   const bool event_waiter = ev && rt_.claim_event_wait();
   // Spin briefly as a searcher first: work that shows up within a few tens
   // of microseconds is taken without a futex round trip, and while we count
@@ -325,7 +352,7 @@ void worker::park_idle() {
     // this wait; the worker that did so is awake and takes the new work,
     // but a shutdown needs this one back.
     if (timeout.count() < 0 || timeout > event_wait_slice) timeout = event_wait_slice;
-    if (!parker_.take_notification()) ev->wait(timeout);
+    if (!parker_.take_notification() && ev->wait(timeout) != 0) last_io_ns_ = steady_ns();
     in_events_.store(false, std::memory_order_relaxed);
     rt_.release_event_wait();
   } else {
