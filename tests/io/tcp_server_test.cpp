@@ -344,3 +344,22 @@ TEST_CASE("io::tcp_server: a port in use and bad options are errors that say wha
     a.stop();
   });
 }
+
+TEST_CASE("io::tcp_server: the runtime stopping with the server running (acceptors waiting) ends it cleanly",
+          "[io][tcp_server]") {
+  // Everything is killed at once: the listener and the acceptors whose
+  // accepts are pending on the shared listening socket.
+  for (int round = 0; round < int(ember_test::scaled(40, 10)); ++round) {
+    auto o = opts(2);
+    ember::io::context io(ember::io::on_workers, o);
+    ember::runtime rt(o);
+    auto r = rt.spawn_monitor([&io] {
+                 tcp_server srv = tcp_server::start_link(io.get_executor(), {.acceptors = 4}, echo);
+                 tcp::socket c = dial(io, srv.local_endpoint());
+                 send_request(c, "x");
+                 CHECK(read_reply(c) == "x");
+                 ember::exit(ember::exit_reason::shutdown());  // the server, linked, is told as the runtime stops
+               }).wait();
+    CHECK(r == ember::exit_reason::shutdown());
+  }
+}

@@ -82,14 +82,13 @@ struct listener : ember::gen_server::behaviour<listener> {
     return {};
   }
 
-  ~listener() {
-    // The acceptors have stopped (they start after the listener, so they
-    // stop before it): nothing else uses the socket.
-    if (acc_) {
-      boost::system::error_code ec;
-      acc_->close(ec);
-    }
-  }
+  // No close here: the listening socket closes with its last owner.  In a
+  // drain that is this object (the acceptors stopped first, and each ended
+  // only after its accept completed), so the socket is closed before the
+  // listener's exit is seen.  When everything is killed at once (the
+  // runtime stopping), an acceptor may still have an accept pending on the
+  // socket's strand: it holds the socket until then, and closing it here
+  // would race with that accept.
 
   call_reply<std::shared_ptr<tcp::acceptor>> handle_call(acquire_slot, const ember::gen_server::from& f) {
     slot_holder& h = holder(f.caller);
