@@ -158,10 +158,14 @@ struct receive_timer {
 };
 /// Drop stale envelopes (sent to an earlier incarnation) and wake signals;
 /// returns true if e is such an envelope (it has been unlinked and freed).
-bool discard_internal(process* self, envelope* prev, envelope* e);
-inline bool discard_if_internal(process* self, std::uint64_t serial, envelope* prev, envelope* e) {
+/// Then, as every runtime call, it ends the process if a kill is pending —
+/// unless raise_kill is false (a wait that must not be left early: the
+/// completion wait, which acts on the kill itself).
+bool discard_internal(process* self, envelope* prev, envelope* e, bool raise_kill = true);
+inline bool discard_if_internal(process* self, std::uint64_t serial, envelope* prev, envelope* e,
+                                bool raise_kill = true) {
   if (EMBER_LIKELY(e->serial == serial && e->tag != type_tag<wake_signal>() && e->tag != reply_tag())) return false;
-  return discard_internal(self, prev, e);
+  return discard_internal(self, prev, e, raise_kill);
 }
 /// The process has an exit signal pending but cannot be ended by an
 /// exception now — it is unwinding (a destructor runs): a runtime call must

@@ -68,7 +68,9 @@ completion_cancel await_completion(process* self, completion_latch& latch, std::
     }
     mb.drain_inbox(mark);
     for (envelope* e = mark ? mark->next : mb.first(); e;) {
-      if (discard_if_internal(self, serial, mark, e)) {
+      // Never raises a pending kill: this frame may not go before the
+      // latch is done (the kill is acted on above, by cancelling).
+      if (discard_if_internal(self, serial, mark, e, false)) {
         e = mark ? mark->next : mb.first();
         continue;
       }

@@ -123,7 +123,7 @@ void wait_for_message(process* self, std::int64_t deadline_ns, timer_ref& timer)
   check_kill(self);
 }
 
-bool discard_internal(process* self, envelope* prev, envelope* e) {
+bool discard_internal(process* self, envelope* prev, envelope* e, bool raise_kill) {
   // A reply is internal unless it answers the call this process waits in
   // (then that call's wait takes it); any other reply came too late.
   if (e->tag == reply_tag() && e->serial == self->serial.load(std::memory_order_relaxed)) {
@@ -142,7 +142,7 @@ bool discard_internal(process* self, envelope* prev, envelope* e) {
       head_of<request_head>(e).kind == request_kind::call)
     fail_request(head_of<request_head>(e), reply_status::exited, exit_reason::noproc());
   free_envelope(e);
-  check_kill(self);
+  if (raise_kill) check_kill(self);
   return true;
 }
 
