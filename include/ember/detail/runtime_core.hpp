@@ -146,6 +146,13 @@ public:
            event_waiter_.compare_exchange_strong(expect, true, std::memory_order_acquire);
   }
   void release_event_wait() noexcept { event_waiter_.store(false, std::memory_order_release); }
+  /// One idle worker at a time may spin on the event source (worker.hpp).
+  bool claim_event_spin() noexcept {
+    bool expect = false;
+    return !event_spinner_.load(std::memory_order_relaxed) &&
+           event_spinner_.compare_exchange_strong(expect, true, std::memory_order_relaxed);
+  }
+  void release_event_spin() noexcept { event_spinner_.store(false, std::memory_order_relaxed); }
   idle_set& idle() noexcept { return idle_; }
   stack_pool& stacks() noexcept { return stacks_; }
   std::size_t default_stack_class() const noexcept { return default_class_; }
@@ -219,6 +226,7 @@ private:
   std::vector<std::unique_ptr<worker>> workers_;
   event_source* events_ = nullptr;           // opts_.events
   std::atomic<bool> event_waiter_{false};    // an idle worker waits in events_
+  std::atomic<bool> event_spinner_{false};   // an idle worker polls events_ before it parks
 
   mutable std::mutex table_mu_;  // guards chunks_ and free_
   std::vector<std::unique_ptr<process[]>> chunks_;

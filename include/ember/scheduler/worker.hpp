@@ -22,7 +22,8 @@
 // step 4 (what they wake goes to the LIFO slot first); and one idle worker
 // at a time parks *in* it, without the search, so a completion that comes
 // while all is idle runs at once.  A worker that ran completions within the
-// last millisecond first polls the source for up to 50 us before it parks:
+// last millisecond first polls the source for up to 50 us before it parks
+// (one such worker at a time):
 // in a request/response exchange the next completion is usually that close,
 // nearer than a parked thread's wake-up (tens of microseconds on a virtual
 // CPU that has halted).  An idle runtime, or one with timers only, never

@@ -75,16 +75,26 @@ bool worker::poll_events() {
 bool worker::spin_for_events(event_source* ev) {
   const std::int64_t t0 = steady_ns();
   if (t0 - last_io_ns_ > std::chrono::nanoseconds(io_spin_window).count()) return false;
+  // One spinner at a time: a second would only take a CPU from whoever
+  // makes the I/O (a client on the same machine, the other processes).
+  if (!rt_.claim_event_spin()) return false;
   const std::int64_t until = t0 + std::chrono::nanoseconds(io_spin).count();
+  bool found = false;
   for (;;) {
     if (ev->poll() != 0) {
       last_io_ns_ = steady_ns();
-      return true;
+      found = true;
+      break;
     }
-    if (work_visible() || rt_.shutting_down()) return true;
+    if (work_visible() || rt_.shutting_down()) {
+      found = true;
+      break;
+    }
     for (int i = 0; i < 32; ++i) __builtin_ia32_pause();
-    if (steady_ns() >= until) return false;
+    if (steady_ns() >= until) break;
   }
+  rt_.release_event_spin();
+  return found;
 }
 
 void worker::push_back(process* p) {
