@@ -450,7 +450,8 @@ bool http_demo() {
             if (seconds < 1 || seconds > 61) fail(fmt::format("the 429 said Retry-After '{}'", retry_after));
           }
         }
-        ember::exit(ember::exit_reason::shutdown());  // the server and the tree (linked) go with us
+        web.stop();                                   // the server drains and ends
+        ember::exit(ember::exit_reason::shutdown());  // the tree (linked) goes with us
       },
       ro);
   if (status != 0) fail("the HTTP run did not end cleanly");
