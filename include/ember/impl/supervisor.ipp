@@ -270,13 +270,29 @@ void sup_base::stop_children(const std::vector<child_state*>& cs) {
     ps.push_back(pending{c, c->pid, -1, false, false, std::nullopt, {}});
   }
   if (ps.empty()) return;
-  // 2. An exit that came before the unlink is in the lanes now.
-  lanes.sweep(self);
+  std::size_t left = ps.size(), next_deadline = 0;
+  // A child's `down` (from step 1's monitor) is taken wherever it is met.
+  auto ours = [&](ember::detail::envelope* e) {
+    if (e->tag != ember::detail::type_tag<down>()) return false;
+    down& d = ember::detail::payload<down>(e);
+    auto it = by_mon.find(d.ref.id);
+    if (it == by_mon.end()) return false;
+    pending& p = ps[it->second];
+    p.done = true;
+    p.reason = std::move(d.reason);
+    --left;
+    return true;
+  };
+  // 2. An exit that came before the unlink is in the lanes now; so is the
+  // `down` of a child that has ended since step 1 (taken here: a later
+  // sweep looks only at what arrives after this one).
+  lanes.sweep(self, ours);
   const std::int64_t now = rt().now_ns();
   std::vector<std::pair<std::int64_t, std::size_t>> deadlines;
   for (std::size_t i = 0; i < ps.size(); ++i) {
     pending& p = ps[i];
     if (const exit_message* e = lanes.exit_from(p.pid.serial())) p.early = e->reason;
+    if (p.done) continue;  // already gone
     // 3. Ask it to stop.
     const shutdown_spec how = p.c->spec.shutdown_or_default();
     if (how.is_brutal_kill()) {
@@ -292,18 +308,6 @@ void sup_base::stop_children(const std::vector<child_state*>& cs) {
   }
   std::sort(deadlines.begin(), deadlines.end());
   // 4. Wait for every `down`.
-  std::size_t left = ps.size(), next_deadline = 0;
-  auto ours = [&](ember::detail::envelope* e) {
-    if (e->tag != ember::detail::type_tag<down>()) return false;
-    down& d = ember::detail::payload<down>(e);
-    auto it = by_mon.find(d.ref.id);
-    if (it == by_mon.end()) return false;
-    pending& p = ps[it->second];
-    p.done = true;
-    p.reason = std::move(d.reason);
-    --left;
-    return true;
-  };
   ember::detail::receive_timer timer;
   std::int64_t armed_for = -1;
   for (;;) {
