@@ -283,11 +283,11 @@ inline response refusal_response(http::status status) {
 /// signal the process traps (use_process.interruptible()), until a read
 /// brings data.
 ///
-/// Why not Beast's asynchronous operations with use_process.timeout: when
-/// such a timeout fires, the io layer as it is now frees the cancellation
-/// handler that Asio's composed operations (http::async_read, async_write)
-/// go on using, and the program crashes.  A single socket operation with a
-/// timeout is safe, and Beast's synchronous algorithms make exactly those.
+/// Beast's synchronous algorithms over single socket operations: each read
+/// gets what is left of one deadline for the whole request, and only the
+/// read that waits for a new request is interruptible.  (Beast's
+/// asynchronous operations with use_process work as well; a timeout on one
+/// cancels the whole composed operation.)
 class process_stream {
 public:
   using executor_type = tcp::socket::executor_type;

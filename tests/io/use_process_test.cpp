@@ -16,6 +16,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/compose.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -291,6 +292,44 @@ TEST_CASE("io::use_process: timeout(d) cancels an operation that takes longer â€
     // A timeout the operation beats: its result stands.
     asio::steady_timer t(io.get_executor(), 1ms);
     t.async_wait(ember::io::use_process.timeout(30s));
+  });
+}
+
+TEST_CASE("io::use_process: a timeout or a kill cancels a composed operation (async_compose) that goes on "
+          "using its cancellation state", "[io]") {
+  for (loop_mode mode : both_modes)
+  with_io(mode, 2, [](ember::io::context& io) {
+    // Waits on its timer, then checks whether it was cancelled: the state
+    // async_compose keeps in the caller's cancellation slot is used after
+    // the cancellation has been emitted.
+    auto slow = [&io](auto&& token) {
+      auto timer = std::make_shared<asio::steady_timer>(io.get_executor(), 1h);
+      return asio::async_compose<decltype(token), void(boost::system::error_code)>(
+          [timer, started = false](auto& self, boost::system::error_code ec = {}) mutable {
+            if (!started) {
+              started = true;
+              timer->async_wait(std::move(self));
+              return;
+            }
+            if (!!self.cancelled()) ec = asio::error::operation_aborted;
+            self.complete(ec);
+          },
+          token, io.get_executor());
+    };
+    CHECK(error_of([&] { slow(ember::io::use_process.timeout(10ms)); }) ==
+          asio::error::make_error_code(asio::error::timed_out).message());
+    const ember::pid me = ember::self();
+    auto p = ember::spawn([&slow, me] {
+      ember::send(me, connected{});
+      slow(ember::io::use_process);
+    });
+    auto ref = ember::monitor(p);
+    ember::receive([](connected) {});
+    until_waiting(p);
+    ember::exit(p, ember::exit_reason::kill());
+    auto why = ember::receive([&](const ember::down& d) { return d.reason; });
+    CHECK(why == ember::exit_reason::killed());
+    (void)ref;
   });
 }
 

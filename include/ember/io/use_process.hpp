@@ -216,10 +216,9 @@ public:
   void operator()() noexcept {
     op_state<Args...>* s = std::exchange(s_, nullptr);
     s->signal.emit(boost::asio::cancellation_type::all);
-    // The operation's cancellation handler goes here, on the thread that
-    // just used it, not with the frame on the process's thread (an
-    // operation still running emplaces a new one if it needs one).
-    s->signal.slot().clear();
+    // The slot's handler stays: a composed operation (async_compose, Beast's
+    // reads and writes) keeps using the state it installed there until it
+    // completes.  It goes with the frame, after the latch is done.
     s->latch.finish();
   }
 
