@@ -16,6 +16,7 @@
 #include <boost/asio/write.hpp>
 
 #include "ember/io/io.hpp"
+#include "io/io_support.hpp"
 #include "support/support.hpp"
 
 using namespace std::chrono_literals;
@@ -25,6 +26,7 @@ using asio::ip::tcp;
 using ember::io::tcp_server;
 using ember::io::tcp_server_options;
 using ember_test::opts;
+using ember_test::with_io;
 
 namespace {
 
@@ -89,16 +91,6 @@ void echo(tcp::socket s) {
 template <class P>
 void until(P pred) {
   while (!pred()) ember::yield();
-}
-
-template <class F>
-void with_io(unsigned workers, F body) {
-  auto o = opts(workers);
-  ember::io::context io(ember::io::on_workers, o);
-  ember::runtime rt(o);
-  auto r = rt.spawn_monitor([&io, &body] { body(io); }).wait();
-  INFO("exit reason: " << r);
-  CHECK(r.is_normal());
 }
 
 ember::pid child_pid(ember::pid server, const char* id) {

@@ -14,6 +14,7 @@
 #include <boost/asio/write.hpp>
 
 #include "ember/io/io.hpp"
+#include "io/io_support.hpp"
 #include "support/support.hpp"
 
 using namespace std::chrono_literals;
@@ -22,6 +23,7 @@ using asio::ip::tcp;
 using ember::io::active;
 using ember::io::tcp_socket;
 using ember_test::opts;
+using ember_test::with_io;
 
 namespace {
 
@@ -66,16 +68,6 @@ void until_queued(ember::pid p, std::size_t n) {
     if (!info || info->message_queue_len >= n) return;
     ember::yield();
   }
-}
-
-template <class F>
-void with_io(unsigned workers, F body) {
-  auto o = opts(workers);
-  ember::io::context io(ember::io::on_workers, o);
-  ember::runtime rt(o);
-  auto r = rt.spawn_monitor([&io, &body] { body(io); }).wait();
-  INFO("exit reason: " << r);
-  CHECK(r.is_normal());
 }
 
 }  // namespace
