@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -424,6 +425,62 @@ TEST_CASE("io::use_process: an operation whose handler is destroyed uncalled fai
     };
     CHECK(error_of([&] { dropped(ember::io::use_process); }) ==
           asio::error::make_error_code(asio::error::operation_aborted).message());
+  });
+}
+
+TEST_CASE("io::use_process: an operation's memory comes from the waiting process's frame, one block at a time, "
+          "and a process never counts as inside the event loop", "[io]") {
+  for (loop_mode mode : both_modes)
+  with_io(mode, 2, [](ember::io::context& io) {
+    struct seen {
+      char* first;
+      char* second;  // asked for while the first is taken
+      char* again;   // after the first went back
+      char* large;
+    };
+    // Allocates through the handler's allocator as Asio's operations do,
+    // frees before completing (Asio's rule), and says where it got memory.
+    auto probe = [](auto&& token) {
+      return asio::async_initiate<decltype(token), void(seen)>(
+          [](auto handler) {
+            using block = std::array<char, 128>;
+            using big = std::array<char, 4096>;
+            auto base = asio::get_associated_allocator(handler);
+            typename std::allocator_traits<decltype(base)>::template rebind_alloc<block> a(base);
+            typename std::allocator_traits<decltype(base)>::template rebind_alloc<big> b(base);
+            seen s{};
+            block* p1 = a.allocate(1);
+            block* p2 = a.allocate(1);
+            a.deallocate(p1, 1);
+            block* p3 = a.allocate(1);
+            big* p4 = b.allocate(1);
+            s = {p1->data(), p2->data(), p3->data(), p4->data()};
+            b.deallocate(p4, 1);
+            a.deallocate(p3, 1);
+            a.deallocate(p2, 1);
+            std::thread([h = std::move(handler), s]() mutable { std::move(h)(s); }).detach();
+          },
+          token);
+    };
+    char here = 0;
+    auto near = [&here](const char* p) { return std::abs(p - &here) < 8192; };
+    const seen s = probe(ember::io::use_process);
+    CHECK(near(s.first));
+    CHECK_FALSE(near(s.second));
+    CHECK(s.again == s.first);
+    CHECK_FALSE(near(s.large));
+    // A real read and write after the probe: the frame's block is free again.
+    tcp::acceptor acc(io.get_executor(), loopback());
+    tcp::socket c(io.get_executor());
+    c.async_connect(acc.local_endpoint(), ember::io::use_process);
+    tcp::socket srv = acc.async_accept(ember::io::use_process);
+    asio::async_write(c, asio::buffer(std::string("frame")), ember::io::use_process);
+    std::array<char, 5> buf;
+    CHECK(asio::async_read(srv, asio::buffer(buf), ember::io::use_process) == 5);
+    CHECK(std::string(buf.data(), 5) == "frame");
+    // The per-thread cache processes get is not the loop's: Asio still
+    // knows that this thread is not running the io_context.
+    CHECK_FALSE(io.get_executor().running_in_this_thread());
   });
 }
 

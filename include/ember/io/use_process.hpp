@@ -48,13 +48,20 @@
 //
 // Threads: the operation runs and completes on the I/O context's threads;
 // its completion wakes the process (detail/completion.hpp).
-// Ownership: the operation's state lives in the waiting process's frame.
+// Ownership: the operation's state lives in the waiting process's frame,
+// and so does the memory Asio allocates for the operation itself (the
+// handler's allocator: one block of up to 512 bytes at a time, the heap
+// beyond that).  The thread that starts an operation for a process gets
+// the per-thread cache Asio otherwise keeps only for threads inside its
+// loop, for the cancellation handlers; Asio still sees that thread as
+// outside every loop (running_in_this_thread() is false).
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <new>
 #include <optional>
 #include <tuple>
 #include <type_traits>
@@ -133,11 +140,59 @@ struct signature<A0, As...> {
                                     values<std::decay_t<A0>, std::decay_t<As>...>>;
 };
 
+/// Memory for the operation's own state, in the waiting process's frame.
+/// Asio allocates an operation through its handler's allocator and frees
+/// it before the handler runs (a rule of its asynchronous model, for
+/// composed operations too), so the frame outlives every use.  One block
+/// at a time; a larger request, or one while the block is taken (a
+/// composed operation with several pending at once), goes to the heap.
+struct op_arena {
+  static constexpr std::size_t size = 512;
+  alignas(std::max_align_t) unsigned char bytes[size];
+  std::atomic<bool> taken{false};
+
+  void* allocate(std::size_t n) {
+    // ordering: acquire pairs with deallocate's release (the block's last
+    // user, maybe on another thread, is done with it).
+    if (n <= size && !taken.load(std::memory_order_relaxed) && !taken.exchange(true, std::memory_order_acquire))
+      return bytes;
+    return ::operator new(n);
+  }
+  void deallocate(void* p) noexcept {
+    if (p == bytes) taken.store(false, std::memory_order_release);
+    else ::operator delete(p);
+  }
+};
+
+/// The handler's allocator: the operation's arena.
+template <class T>
+class frame_allocator {
+public:
+  using value_type = T;
+  explicit frame_allocator(op_arena* a) noexcept : a_(a) {}
+  template <class U>
+  frame_allocator(const frame_allocator<U>& o) noexcept : a_(o.arena()) {}  // NOLINT: rebinding converts
+  T* allocate(std::size_t n) { return static_cast<T*>(a_->allocate(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t) noexcept { a_->deallocate(p); }
+  [[nodiscard]] op_arena* arena() const noexcept { return a_; }
+  template <class U>
+  bool operator==(const frame_allocator<U>& o) const noexcept { return a_ == o.arena(); }
+
+private:
+  op_arena* a_;
+};
+
+/// Gives the calling thread the per-thread memory cache that Asio keeps
+/// only for threads inside its event loop (cancellation handlers are
+/// allocated through it); once per thread (use_process.ipp).
+void enter_asio_thread();
+
 /// The state of one operation, in the waiting process's frame.
 template <class... Args>
 struct op_state {
   explicit op_state(ember::detail::process* self) noexcept : latch(self) {}
   ember::detail::completion_latch latch;
+  op_arena arena;
   std::optional<std::tuple<std::decay_t<Args>...>> result;
   bool abandoned = false;  // the handler was destroyed uncalled (the context went)
   boost::asio::cancellation_signal signal;
@@ -169,9 +224,10 @@ template <class... Args>
 class handler {
 public:
   using cancellation_slot_type = boost::asio::cancellation_slot;
+  using allocator_type = frame_allocator<void>;
 
-  explicit handler(op_state<Args...>* s) noexcept : s_(s) {}
-  handler(handler&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  explicit handler(op_state<Args...>* s) noexcept : s_(s), arena_(&s->arena) {}
+  handler(handler&& o) noexcept : s_(std::exchange(o.s_, nullptr)), arena_(o.arena_) {}
   handler(const handler&) = delete;
   handler& operator=(const handler&) = delete;
   handler& operator=(handler&&) = delete;
@@ -182,6 +238,8 @@ public:
     }
   }
 
+  // Still the arena's after the handler has been moved from or called.
+  [[nodiscard]] allocator_type get_allocator() const noexcept { return allocator_type(arena_); }
   [[nodiscard]] cancellation_slot_type get_cancellation_slot() const noexcept {
     return s_ ? s_->signal.slot() : cancellation_slot_type();
   }
@@ -199,6 +257,7 @@ public:
 
 private:
   op_state<Args...>* s_;
+  op_arena* arena_;
 };
 
 /// A cancellation request, run on the I/O object's executor.
@@ -255,6 +314,7 @@ typename signature<Args...>::result::type run(Initiation&& init, use_process_t t
   using sig = signature<Args...>;
   ember::detail::process* self = ember::detail::enter_runtime("io::use_process");
   if (self->in_blocking) throw_in_blocking();
+  enter_asio_thread();
   op_state<Args...> st(self);
   try {
     std::forward<Initiation>(init)(handler<Args...>(&st), std::forward<InitArgs>(args)...);

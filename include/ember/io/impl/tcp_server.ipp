@@ -14,11 +14,11 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/system/system_error.hpp>
 #include <fmt/format.h>
 
 #include "ember/dynamic_supervisor.hpp"
+#include "ember/io/detail/strand.hpp"
 #include "ember/ember.hpp"
 #include "ember/io/tcp_server.hpp"
 #include "ember/io/use_process.hpp"
@@ -61,7 +61,7 @@ struct listener : ember::gen_server::behaviour<listener> {
 
   next init() {
     boost::system::error_code ec;
-    acc_ = std::make_shared<tcp::acceptor>(asio::make_strand(sh_->ex));
+    acc_ = std::make_shared<tcp::acceptor>(detail::strand_for(sh_->ex));
     const tcp::endpoint& ep = sh_->opts.endpoint;
     acc_->open(ep.protocol(), ec);
     if (!ec && sh_->opts.reuse_address) acc_->set_option(asio::socket_base::reuse_address(true), ec);
@@ -171,7 +171,7 @@ tcp::socket accept_one(const std::shared_ptr<tcp::acceptor>& acc, const asio::an
     // Note the acceptor's strand as the handler's executor now, so that a
     // cancellation queues behind this initiation on the same strand.
     (void)asio::get_associated_executor(handler, acc->get_executor());
-    asio::post(acc->get_executor(), [acc, sock_ex = asio::any_io_executor(asio::make_strand(ex)),
+    asio::post(acc->get_executor(), [acc, sock_ex = detail::strand_for(ex),
                                      h = std::move(handler)]() mutable { acc->async_accept(sock_ex, std::move(h)); });
   };
   auto token = asio::redirect_error(use_process, ec);
