@@ -3,5 +3,7 @@
 
 #include "ember/io/impl/context.ipp"
 #include "ember/io/impl/use_process.ipp"
+#include "ember/io/impl/owned_socket.ipp"
 #include "ember/io/impl/tcp_socket.ipp"
 #include "ember/io/impl/tcp_server.ipp"
+#include "ember/io/impl/udp_socket.ipp"

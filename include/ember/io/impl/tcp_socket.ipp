@@ -16,6 +16,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include "ember/io/detail/owned_socket.hpp"
+#include "ember/io/detail/strand.hpp"
 #include "ember/io/tcp_socket.hpp"
 #include "ember/io/use_process.hpp"
 #include "ember/receive.hpp"
@@ -28,31 +30,13 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-std::atomic<std::uint64_t> next_socket_id{1};
 constexpr std::size_t read_chunk = 64 * 1024;
 
-/// Errors of the owner's requests, carried in an error_code.
-enum class request_error { not_owner = 1, active_mode, closed };
-class request_category_t final : public boost::system::error_category {
-public:
-  const char* name() const noexcept override { return "ember.io.tcp_socket"; }
-  std::string message(int v) const override {
-    switch (request_error(v)) {
-      case request_error::not_owner: return "the calling process does not own the socket";
-      case request_error::active_mode: return "the socket is in an active mode (set_active(active::off()) first)";
-      case request_error::closed: return "the socket is closed";
-    }
-    return "unknown";
-  }
-};
-const request_category_t request_category{};
-boost::system::error_code make_error(request_error e) { return {int(e), request_category}; }
+using detail::make_error;
+using detail::request_error;
 
 [[noreturn]] void throw_request(const char* what, const boost::system::error_code& ec) {
-  const std::string text = std::string("ember::io::tcp_socket::") + what + ": " + ec.message();
-  if (ec == make_error(request_error::not_owner)) throw not_owner(text);
-  if (&ec.category() == &request_category) throw ember::error(text);
-  throw boost::system::system_error(ec, std::string("ember::io::tcp_socket::") + what);
+  detail::throw_request("tcp_socket", what, ec);
 }
 }  // namespace
 
@@ -62,12 +46,12 @@ active active::n(long k) {
 }
 
 struct tcp_socket::state : std::enable_shared_from_this<state> {
-  state(tcp::socket s, ember::pid own)
-      : strand(asio::make_strand(s.get_executor())),
+  state(tcp::socket s, ember::pid owner)
+      : strand(detail::strand_for(s.get_executor())),
         sock(strand),
-        id{next_socket_id.fetch_add(1, std::memory_order_relaxed)},
-        owner(own),
+        id(detail::new_socket_id()),
         buf(read_chunk) {
+    own.owner = owner;
     boost::system::error_code ec;
     local = s.local_endpoint(ec);
     remote = s.remote_endpoint(ec);
@@ -76,13 +60,12 @@ struct tcp_socket::state : std::enable_shared_from_this<state> {
     sock.assign(protocol, s.release());
   }
 
-  asio::strand<asio::any_io_executor> strand;
-  tcp::socket sock;  // on the strand
+  asio::any_io_executor strand;  // a strand (detail/strand.hpp)
+  tcp::socket sock;              // on the strand
   const socket_id id;
   tcp::endpoint local, remote;  // as when the handle was made
   // -- strand only ------------------------------------------------------------
-  ember::pid owner;
-  long mode = 0;  // 0 passive, active::once_v, active::always_v, or k > 0 left
+  detail::active_owner own;  // the owner, the mode
   bool reading = false;
   bool ended = false;         // end of stream or an error seen
   bool end_delivered = false;  // tcp_closed sent (or returned to a passive read)
@@ -92,29 +75,25 @@ struct tcp_socket::state : std::enable_shared_from_this<state> {
 
   /// Deliver one piece of data to the owner and count it.
   void deliver(ember::binary b) {
-    ember::send(owner, tcp_data{id, std::move(b)});
-    if (mode == active::once_v) {
-      mode = 0;
-    } else if (mode > 0 && --mode == 0) {
-      ember::send(owner, tcp_passive{id});
-    }
+    ember::send(own.owner, tcp_data{id, std::move(b)});
+    if (own.count_delivery()) ember::send(own.owner, tcp_passive{id});
   }
   /// What is held first (in order), then the end, while active.
   void deliver_held() {
-    while (mode != 0 && !held.empty()) {
+    while (own.mode != 0 && !held.empty()) {
       ember::binary b = std::move(held.front());
       held.pop_front();
       deliver(std::move(b));
     }
-    if (mode != 0 && held.empty() && ended && !end_delivered) {
+    if (own.mode != 0 && held.empty() && ended && !end_delivered) {
       end_delivered = true;
-      if (end_error != asio::error::eof) ember::send(owner, tcp_error{id, end_error});
-      ember::send(owner, tcp_closed{id});
+      if (end_error != asio::error::eof) ember::send(own.owner, tcp_error{id, end_error});
+      ember::send(own.owner, tcp_closed{id});
     }
   }
   /// Keep one read outstanding while active.
   void arm() {
-    if (reading || ended || mode == 0 || !sock.is_open()) return;
+    if (reading || ended || own.mode == 0 || !sock.is_open()) return;
     reading = true;
     sock.async_read_some(asio::buffer(buf), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
       self->on_read(ec, n);
@@ -135,22 +114,9 @@ struct tcp_socket::state : std::enable_shared_from_this<state> {
 };
 
 namespace {
-/// Run f() on the socket's strand and wait for it in the calling process;
-/// f returns an error_code (thrown as `what` fails).
 template <class F>
 void on_strand(tcp_socket::state& st, const char* what, F f) {
-  const auto token = asio::as_tuple(use_process);
-  auto ec = asio::async_initiate<decltype(token), void(boost::system::error_code)>(
-      [&st, f = std::move(f)](auto handler) mutable {
-        // The strand is where a cancellation must run (use_process.hpp).
-        (void)asio::get_associated_executor(handler, st.strand);
-        asio::post(st.strand, [f = std::move(f), h = std::move(handler)]() mutable {
-          const boost::system::error_code r = f();
-          std::move(h)(r);
-        });
-      },
-      token);
-  if (std::get<0>(ec)) throw_request(what, std::get<0>(ec));
+  detail::on_strand(st.strand, "tcp_socket", what, std::move(f));
 }
 }  // namespace
 
@@ -201,11 +167,10 @@ void tcp_socket::set_active(active a) {
   // change is in effect for every later call on the socket, and the data
   // it lets through comes as messages anyway.
   asio::post(st_->strand, [st = st_, v] {
-    if (v > 0) st->mode = st->mode > 0 ? st->mode + v : v;
-    else st->mode = v;
+    st->own.set(v);
     // Passive: the outstanding read goes (it has read nothing yet, or its
     // data is on its way and will be held), so a passive read can start.
-    if (st->mode == 0 && st->reading) {
+    if (st->own.mode == 0 && st->reading) {
       boost::system::error_code ignored;
       st->sock.cancel(ignored);
     }
@@ -221,25 +186,17 @@ void tcp_socket::controlling_process(ember::pid p) {
   long saved = 0;
   // 1. Stop deliveries (what is read meanwhile is held).
   on_strand(st, "controlling_process", [&st, &saved, me]() -> boost::system::error_code {
-    if (st.owner != me) return make_error(request_error::not_owner);
-    saved = st.mode;
-    st.mode = 0;
+    if (st.own.owner != me) return make_error(request_error::not_owner);
+    saved = st.own.mode;
+    st.own.mode = 0;
     return {};
   });
   // 2. What was delivered already goes to p first, in order.
-  const socket_id id = st.id;
-  auto mine = [id](const auto& m) { return m.socket == id; };
-  for (bool more = true; more;) {
-    more = ember::receive(ember::when(mine, [p](tcp_data m) { ember::send(p, std::move(m)); return true; }),
-                          ember::when(mine, [p](tcp_closed m) { ember::send(p, m); return true; }),
-                          ember::when(mine, [p](tcp_error m) { ember::send(p, m); return true; }),
-                          ember::when(mine, [p](tcp_passive m) { ember::send(p, m); return true; }),
-                          ember::after(std::chrono::milliseconds(0), [] { return false; }));
-  }
+  detail::forward_queued<tcp_data, tcp_closed, tcp_error, tcp_passive>(st.id, p);
   // 3. Then the rest, in the mode it had.
   on_strand(st, "controlling_process", [&st, &saved, p]() -> boost::system::error_code {
-    st.owner = p;
-    st.mode = saved;
+    st.own.owner = p;
+    st.own.mode = saved;
     st.deliver_held();
     st.arm();
     return {};
@@ -278,7 +235,7 @@ struct recv_op {
 
   void operator()() {
     tcp_socket::state& s = *st;
-    if (s.mode != 0) return std::move(h)(make_error(request_error::active_mode), ember::binary{});
+    if (s.own.mode != 0) return std::move(h)(make_error(request_error::active_mode), ember::binary{});
     if (!s.held.empty()) {
       ember::binary& front = s.held.front();
       if (front.size() <= want) {
