@@ -140,7 +140,7 @@ TEST_CASE("io::udp_socket: always delivers every datagram in order, and send_to 
   });
 }
 
-TEST_CASE("io::udp_socket: controlling_process moves the datagrams already delivered, in order, then the rest; "
+TEST_CASE("io::udp_socket: controlling_process moves the datagrams already delivered, in order, then the rest — "
           "others are refused",
           "[io]") {
   with_io(2, [](ember::io::context& io) {

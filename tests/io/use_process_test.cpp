@@ -334,6 +334,40 @@ TEST_CASE("io::use_process: a timeout or a kill cancels a composed operation (as
   });
 }
 
+TEST_CASE("io::use_process: a composed operation on a socket with no strand is cancelled while its steps run on "
+          "other workers — 200 times, every one completes",
+          "[io]") {
+  with_io(loop_mode::on_workers, 4, [](ember::io::context& io) {
+    tcp::acceptor acc(io.get_executor(), loopback());
+    const auto ep = acc.local_endpoint();
+    // Writes a byte at a time for as long as it runs: each byte completes
+    // one inner read of the reader's async_read, whose next step starts
+    // another (and installs its cancellation handler) — on whichever
+    // worker ran the completion.
+    auto writer = ember::spawn([&io, ep] {
+      tcp::socket s(io.get_executor());
+      s.async_connect(ep, ember::io::use_process);
+      const char byte = 'x';
+      boost::system::error_code ec;
+      while (!ec) {
+        asio::async_write(s, asio::buffer(&byte, 1), asio::redirect_error(ember::io::use_process, ec));
+        ember::yield();
+      }
+    });
+    tcp::socket s = acc.async_accept(ember::io::use_process);  // on the context's executor: no strand
+    std::vector<char> big(1 << 24);
+    const int rounds = int(ember_test::scaled(200, 50));
+    int timed_out = 0;
+    for (int i = 0; i < rounds; ++i) {
+      const std::string e =
+          error_of([&] { asio::async_read(s, asio::buffer(big), ember::io::use_process.timeout(1ms)); });
+      if (e == asio::error::make_error_code(asio::error::timed_out).message()) ++timed_out;
+    }
+    CHECK(timed_out == rounds);
+    ember::exit(writer, ember::exit_reason::kill());
+  });
+}
+
 TEST_CASE("io::use_process: the timeout runs on the runtime's clock — a manual clock drives it", "[io]") {
   for (loop_mode mode : both_modes) {
   INFO("event loop " << describe(mode));

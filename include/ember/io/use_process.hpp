@@ -73,7 +73,11 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/execution/execute.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/query.hpp>
+#include <boost/asio/require.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
@@ -187,12 +191,122 @@ private:
 /// allocated through it); once per thread (use_process.ipp).
 void enter_asio_thread();
 
-/// The state of one operation, in the waiting process's frame.
-template <class... Args>
-struct op_state {
-  explicit op_state(ember::detail::process* self) noexcept : latch(self) {}
+/// What every operation's state has: the latch, the arena, and the lock
+/// that keeps a cancellation apart from the operation's own steps.
+///
+/// A step is a completion handler of the operation — its final one (ours),
+/// or, for a composed operation (async_write, async_compose, Beast's), one
+/// of its intermediate handlers, which start the next inner operation and
+/// install its cancellation handler in our slot's chain.  Every step runs
+/// through op_executor (the handler's associated executor, which composed
+/// operations inherit), under the lock; a cancellation emits under it too.
+/// So a cancellation never runs beside a step, on any thread, and an I/O
+/// object needs no strand for it.  The final handler finishes the latch
+/// only after the lock is let go (the frame may go at once after that).
+struct op_base {
+  explicit op_base(ember::detail::process* self) noexcept : latch(self) {}
   ember::detail::completion_latch latch;
   op_arena arena;
+  std::atomic<bool> locked{false};
+  bool finish_pending = false;  // the final handler ran inside a step (lock held)
+
+  void lock() noexcept {
+    // ordering: acquire pairs with unlock's release (the last step's
+    // writes — a new cancellation handler in the chain — are seen).
+    while (locked.exchange(true, std::memory_order_acquire))
+      while (locked.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+  }
+  void unlock() noexcept { locked.store(false, std::memory_order_release); }
+};
+
+/// The operation whose step the calling thread is running, or null.
+inline thread_local op_base* current_step __attribute__((tls_model("initial-exec"))) = nullptr;
+
+/// The operation is complete (the final handler stored its result, or was
+/// destroyed uncalled): inside one of its steps the step finishes the latch
+/// when it lets go of the lock; anywhere else, now, under the lock.
+inline void complete_op(op_base* s) noexcept {
+  if (current_step == s) {
+    s->finish_pending = true;
+    return;
+  }
+  s->lock();
+  s->unlock();
+  s->latch.finish();
+}
+
+/// Runs one step of the operation under its lock (see op_base).
+template <class F>
+class op_step {
+public:
+  op_step(op_base* s, F f) : s_(s), f_(std::move(f)) {}
+  void operator()() {
+    op_base* s = s_;
+    if (current_step == s) {  // dispatched inline from inside a step of its own
+      std::move(f_)();
+      return;
+    }
+    s->lock();
+    op_base* outer = std::exchange(current_step, s);
+    struct leave {
+      op_base* s;
+      op_base* outer;
+      ~leave() {
+        current_step = outer;
+        const bool finish = std::exchange(s->finish_pending, false);
+        s->unlock();
+        if (finish) s->latch.finish();  // the last touch of s
+      }
+    } on_leave{s, outer};
+    std::move(f_)();
+  }
+
+private:
+  op_base* s_;
+  F f_;
+};
+
+/// The handler's associated executor: the I/O object's own, with every
+/// function it runs made a step of the operation.  Properties are the
+/// inner executor's.
+template <class Inner>
+class op_executor {
+public:
+  op_executor(const Inner& inner, op_base* s) noexcept : inner_(inner), s_(s) {}
+
+  template <class F>
+  void execute(F&& f) const {
+    boost::asio::execution::execute(inner_, op_step<std::decay_t<F>>(s_, std::forward<F>(f)));
+  }
+  template <class P>
+  auto query(const P& p) const noexcept(noexcept(boost::asio::query(std::declval<const Inner&>(), p)))
+      -> decltype(boost::asio::query(std::declval<const Inner&>(), p)) {
+    return boost::asio::query(inner_, p);
+  }
+  template <class P>
+  auto require(const P& p) const
+      -> op_executor<std::decay_t<decltype(boost::asio::require(std::declval<const Inner&>(), p))>> {
+    return {boost::asio::require(inner_, p), s_};
+  }
+  template <class P>
+  auto prefer(const P& p) const
+      -> op_executor<std::decay_t<decltype(boost::asio::prefer(std::declval<const Inner&>(), p))>> {
+    return {boost::asio::prefer(inner_, p), s_};
+  }
+  friend bool operator==(const op_executor& a, const op_executor& b) noexcept {
+    return a.s_ == b.s_ && a.inner_ == b.inner_;
+  }
+  friend bool operator!=(const op_executor& a, const op_executor& b) noexcept { return !(a == b); }
+
+private:
+  Inner inner_;
+  op_base* s_;
+};
+
+/// The state of one operation, in the waiting process's frame.
+template <class... Args>
+struct op_state : op_base {
+  explicit op_state(ember::detail::process* self) noexcept : op_base(self) {}
   std::optional<std::tuple<std::decay_t<Args>...>> result;
   bool abandoned = false;  // the handler was destroyed uncalled (the context went)
   boost::asio::cancellation_signal signal;
@@ -226,20 +340,21 @@ public:
   using cancellation_slot_type = boost::asio::cancellation_slot;
   using allocator_type = frame_allocator<void>;
 
-  explicit handler(op_state<Args...>* s) noexcept : s_(s), arena_(&s->arena) {}
-  handler(handler&& o) noexcept : s_(std::exchange(o.s_, nullptr)), arena_(o.arena_) {}
+  explicit handler(op_state<Args...>* s) noexcept : s_(s), base_(s) {}
+  handler(handler&& o) noexcept : s_(std::exchange(o.s_, nullptr)), base_(o.base_) {}
   handler(const handler&) = delete;
   handler& operator=(const handler&) = delete;
   handler& operator=(handler&&) = delete;
   ~handler() {
     if (s_) {  // destroyed uncalled: the context is going away
       s_->abandoned = true;
-      s_->latch.finish();
+      complete_op(s_);
     }
   }
 
-  // Still the arena's after the handler has been moved from or called.
-  [[nodiscard]] allocator_type get_allocator() const noexcept { return allocator_type(arena_); }
+  // Still the operation's after the handler has been moved from or called.
+  [[nodiscard]] allocator_type get_allocator() const noexcept { return allocator_type(&base_->arena); }
+  [[nodiscard]] op_base* base() const noexcept { return base_; }
   [[nodiscard]] cancellation_slot_type get_cancellation_slot() const noexcept {
     return s_ ? s_->signal.slot() : cancellation_slot_type();
   }
@@ -252,12 +367,12 @@ public:
   void operator()(A&&... a) noexcept {
     op_state<Args...>* s = std::exchange(s_, nullptr);
     s->result.emplace(std::forward<A>(a)...);
-    s->latch.finish();
+    complete_op(s);
   }
 
 private:
   op_state<Args...>* s_;
-  op_arena* arena_;
+  op_base* base_;
 };
 
 /// A cancellation request, run on the I/O object's executor.
@@ -274,7 +389,9 @@ public:
   }
   void operator()() noexcept {
     op_state<Args...>* s = std::exchange(s_, nullptr);
+    s->lock();
     s->signal.emit(boost::asio::cancellation_type::all);
+    s->unlock();
     // The slot's handler stays: a composed operation (async_compose, Beast's
     // reads and writes) keeps using the state it installed there until it
     // completes.  It goes with the frame, after the latch is done.
@@ -296,10 +413,14 @@ void request_cancel(void* ctx) {
     } catch (...) {
       // Could not queue it (no memory): the task, destroyed, counted itself
       // done; cancel from here instead.
+      s->lock();
       s->signal.emit(boost::asio::cancellation_type::all);
+      s->unlock();
     }
   } else {
+    s->lock();
     s->signal.emit(boost::asio::cancellation_type::all);
+    s->unlock();
   }
 }
 
@@ -362,13 +483,14 @@ public:
 };
 
 /// Asio asks the handler for its executor, offering the I/O object's: the
-/// handler notes it (the executor a cancellation is run on) and takes it.
+/// handler notes it (the executor a cancellation is run on), and its steps
+/// run on it under the operation's lock (op_executor).
 template <class... Args, class Executor>
 struct associated_executor<ember::io::detail::handler<Args...>, Executor> {
-  using type = Executor;
+  using type = ember::io::detail::op_executor<Executor>;
   static type get(const ember::io::detail::handler<Args...>& h, const Executor& ex = Executor()) noexcept {
     h.note_executor(ex);
-    return ex;
+    return type(ex, h.base());
   }
 };
 

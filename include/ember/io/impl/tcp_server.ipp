@@ -164,15 +164,17 @@ private:
 };
 
 /// Accept on `acc` (on its strand: the acceptors share it) into a socket on
-/// a strand of its own, waiting in the calling process.
+/// `ex`, waiting in the calling process.  The connection's socket needs no
+/// strand: one process uses it, and a cancellation never runs beside one of
+/// its operations' steps (use_process.hpp).
 tcp::socket accept_one(const std::shared_ptr<tcp::acceptor>& acc, const asio::any_io_executor& ex,
                        boost::system::error_code& ec) {
   auto init = [&acc, &ex](auto handler) {
     // Note the acceptor's strand as the handler's executor now, so that a
     // cancellation queues behind this initiation on the same strand.
     (void)asio::get_associated_executor(handler, acc->get_executor());
-    asio::post(acc->get_executor(), [acc, sock_ex = detail::strand_for(ex),
-                                     h = std::move(handler)]() mutable { acc->async_accept(sock_ex, std::move(h)); });
+    asio::post(acc->get_executor(),
+               [acc, ex, h = std::move(handler)]() mutable { acc->async_accept(ex, std::move(h)); });
   };
   auto token = asio::redirect_error(use_process, ec);
   return asio::async_initiate<decltype(token), void(boost::system::error_code, tcp::socket)>(std::move(init), token);
