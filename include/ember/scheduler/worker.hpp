@@ -178,7 +178,8 @@ private:
   static constexpr std::chrono::milliseconds event_wait_slice{10};
   // I/O traffic: a worker whose event source ran completions within
   // io_spin_window polls it for up to io_spin before it parks (the next
-  // completion of a request/response exchange is usually that close).
+  // completion of a request/response exchange is usually that close),
+  // yielding its CPU between polls.
   std::int64_t last_io_ns_ = std::numeric_limits<std::int64_t>::min() / 2;  // steady_clock
   static constexpr std::chrono::microseconds io_spin{50};
   static constexpr std::chrono::milliseconds io_spin_window{1};
