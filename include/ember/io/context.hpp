@@ -30,11 +30,12 @@
 //  - threads (the default constructor): the context's own threads run it;
 //    a completion wakes its process into the runtime from there.  Usable
 //    with any number of runtimes, or none.
-// With more than one thread running the loop (several workers, or
-// threads > 1), give each I/O object a strand
-// (boost::asio::make_strand(io.get_executor())) if more than one of its
-// operations can be pending at once: an exit signal cancels an operation
-// from the object's executor.
+// An I/O object used by one process at a time needs no strand, however
+// many threads run the loop: a cancellation (an exit signal, a timeout)
+// never runs beside a step of the operation it cancels (use_process.hpp).
+// One whose operations several processes start at once needs a strand
+// (boost::asio::make_strand(io.get_executor())), as Asio's objects do for
+// concurrent use anyway.
 //
 // Lifetime: with its own threads, the context must outlive every process
 // that uses it — declare it before the runtime, so that the runtime stops

@@ -42,8 +42,10 @@
 //    boost::system::system_error (the bind or listen error); as a child,
 //    the start fails with that error in the reason.  Bad options (0
 //    acceptors, 0 max_connections, a negative drain_timeout): bad_argument.
-//  - The listening socket and each accepted socket are on strands of the
-//    executor given, so any number of workers may run the event loop.
+//  - The listening socket is on a strand of the executor given (the
+//    acceptors share it); each accepted socket is on the executor itself
+//    (its connection process alone uses it).  Any number of workers may
+//    run the event loop.
 //
 // Threads: start_link, stop, local_endpoint, connection_count in process
 // context (calls to the server's processes).  Ownership: the server's

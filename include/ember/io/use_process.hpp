@@ -29,10 +29,15 @@
 //    whatever the cancelled operation reports, usually operation_aborted);
 //    if it completed first, its result stands.  d is any duration >= 0
 //    (bad_argument otherwise).
-//  - The cancellation is emitted on the I/O object's executor (the one Asio
-//    gives the operation's handler), so it never runs beside the
-//    operation's own completion; an I/O context run by several threads
-//    needs a strand per object (context.hpp).  An operation that names no
+//  - A cancellation never runs beside a step of the operation: every
+//    handler of it — the final one, and a composed operation's
+//    intermediate ones, which start its next inner operation — runs under
+//    a lock of the operation, and the cancellation is emitted under the
+//    same lock, so an object used by one process needs no strand.  It is
+//    emitted from the I/O object's executor (the one Asio gives the
+//    handler): an initiation that posts its work to a strand notes that
+//    strand first (asio::get_associated_executor(handler, strand)), and
+//    the cancellation queues behind it.  An operation that names no
 //    executor is cancelled from the process's own thread.
 //  - interruptible(): for a process that traps exits (a connection
 //    process of tcp_server, told to drain): an exit_message in its mailbox
@@ -219,14 +224,17 @@ struct op_base {
   void unlock() noexcept { locked.store(false, std::memory_order_release); }
 };
 
-/// The operation whose step the calling thread is running, or null.
-inline thread_local op_base* current_step __attribute__((tls_model("initial-exec"))) = nullptr;
+/// The operation whose step the calling thread is running, or null: the
+/// calling thread's slot (use_process.ipp).  A call each time, never an
+/// address kept across a process switch — a process may go on on another
+/// thread.
+op_base*& current_step() noexcept;
 
 /// The operation is complete (the final handler stored its result, or was
 /// destroyed uncalled): inside one of its steps the step finishes the latch
 /// when it lets go of the lock; anywhere else, now, under the lock.
 inline void complete_op(op_base* s) noexcept {
-  if (current_step == s) {
+  if (current_step() == s) {
     s->finish_pending = true;
     return;
   }
@@ -242,22 +250,24 @@ public:
   op_step(op_base* s, F f) : s_(s), f_(std::move(f)) {}
   void operator()() {
     op_base* s = s_;
-    if (current_step == s) {  // dispatched inline from inside a step of its own
+    op_base*& current = current_step();  // a step runs on one thread throughout
+    if (current == s) {  // dispatched inline from inside a step of its own
       std::move(f_)();
       return;
     }
     s->lock();
-    op_base* outer = std::exchange(current_step, s);
+    op_base* outer = std::exchange(current, s);
     struct leave {
+      op_base*& current;
       op_base* s;
       op_base* outer;
       ~leave() {
-        current_step = outer;
+        current = outer;
         const bool finish = std::exchange(s->finish_pending, false);
         s->unlock();
         if (finish) s->latch.finish();  // the last touch of s
       }
-    } on_leave{s, outer};
+    } on_leave{current, s, outer};
     std::move(f_)();
   }
 

@@ -31,6 +31,11 @@ struct thread_cache {
 thread_local std::unique_ptr<thread_cache> this_thread_cache;
 }  // namespace
 
+op_base*& current_step() noexcept {
+  __attribute__((tls_model("initial-exec"))) thread_local op_base* current = nullptr;
+  return current;
+}
+
 void enter_asio_thread() {
   // Only with nothing on the stack: a thread inside an io_context's loop
   // has that loop's cache (and its frame pops before ours would).
