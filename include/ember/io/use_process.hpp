@@ -79,6 +79,8 @@
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution/execute.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/query.hpp>
@@ -303,6 +305,11 @@ public:
       -> op_executor<std::decay_t<decltype(boost::asio::prefer(std::declval<const Inner&>(), p))>> {
     return {boost::asio::prefer(inner_, p), s_};
   }
+  // No work counted for the handler: the operation is counted by the
+  // context until its handler is dispatched, and a dispatch that posts
+  // counts itself (counting would be two atomic updates of a counter every
+  // thread of the loop shares, per operation).
+  op_executor prefer(boost::asio::execution::outstanding_work_t::tracked_t) const noexcept { return *this; }
   friend bool operator==(const op_executor& a, const op_executor& b) noexcept {
     return a.s_ == b.s_ && a.inner_ == b.inner_;
   }
@@ -327,6 +334,15 @@ struct op_state : op_base {
 
   template <class Executor>
   void note_executor(const Executor& ex) noexcept {
+    // An io_context's own executor orders nothing (any of its threads runs
+    // what is posted to it): the cancellation is emitted from the waiting
+    // process, under the operation's lock, with no copy and no post.
+    using plain = boost::asio::io_context::executor_type;
+    if constexpr (std::is_same_v<Executor, plain>) {
+      return;
+    } else if constexpr (std::is_same_v<Executor, boost::asio::any_io_executor>) {
+      if (ex.template target<plain>() != nullptr) return;
+    }
     if constexpr (std::is_constructible_v<boost::asio::any_io_executor, const Executor&>) {
       int expect = 0;
       if (noted.load(std::memory_order_relaxed) != 0 ||
