@@ -162,6 +162,7 @@ tcp_socket::protocol::endpoint tcp_socket::remote_endpoint() const { return st_ 
 void tcp_socket::set_active(active a) {
   if (!st_) throw ember::error("ember::io::tcp_socket::set_active: no socket");
   ember::detail::enter_runtime("io::tcp_socket::set_active");
+  detail::enter_asio_thread();  // the post's memory from the thread's cache
   const long v = a.value();
   // Not waited for: the strand runs the owner's requests in order, so the
   // change is in effect for every later call on the socket, and the data

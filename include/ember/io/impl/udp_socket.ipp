@@ -154,6 +154,7 @@ udp_socket::protocol::endpoint udp_socket::local_endpoint() const { return st_ ?
 void udp_socket::set_active(active a) {
   if (!st_) throw ember::error("ember::io::udp_socket::set_active: no socket");
   ember::detail::enter_runtime("io::udp_socket::set_active");
+  detail::enter_asio_thread();  // the post's memory from the thread's cache
   asio::post(st_->strand, [st = st_, v = a.value()] {
     st->own.set(v);
     if (st->own.mode == 0 && st->reading) {
