@@ -332,6 +332,13 @@ struct op_state : op_base {
   std::atomic<int> noted{0};
   std::optional<boost::asio::any_io_executor> executor;
 
+  /// Cancel from the calling thread, under the operation's lock.
+  void emit_cancel() noexcept {
+    lock();
+    signal.emit(boost::asio::cancellation_type::all);
+    unlock();
+  }
+
   template <class Executor>
   void note_executor(const Executor& ex) noexcept {
     // An io_context's own executor orders nothing (any of its threads runs
@@ -415,9 +422,7 @@ public:
   }
   void operator()() noexcept {
     op_state<Args...>* s = std::exchange(s_, nullptr);
-    s->lock();
-    s->signal.emit(boost::asio::cancellation_type::all);
-    s->unlock();
+    s->emit_cancel();
     // The slot's handler stays: a composed operation (async_compose, Beast's
     // reads and writes) keeps using the state it installed there until it
     // completes.  It goes with the frame, after the latch is done.
@@ -439,14 +444,10 @@ void request_cancel(void* ctx) {
     } catch (...) {
       // Could not queue it (no memory): the task, destroyed, counted itself
       // done; cancel from here instead.
-      s->lock();
-      s->signal.emit(boost::asio::cancellation_type::all);
-      s->unlock();
+      s->emit_cancel();
     }
   } else {
-    s->lock();
-    s->signal.emit(boost::asio::cancellation_type::all);
-    s->unlock();
+    s->emit_cancel();
   }
 }
 

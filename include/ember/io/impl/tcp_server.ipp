@@ -18,8 +18,8 @@
 #include <fmt/format.h>
 
 #include "ember/dynamic_supervisor.hpp"
-#include "ember/io/detail/strand.hpp"
 #include "ember/ember.hpp"
+#include "ember/io/detail/strand.hpp"
 #include "ember/io/tcp_server.hpp"
 #include "ember/io/use_process.hpp"
 

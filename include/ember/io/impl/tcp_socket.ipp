@@ -141,18 +141,7 @@ tcp_socket& tcp_socket::operator=(tcp_socket&& o) noexcept {
 }
 
 tcp_socket::~tcp_socket() {
-  if (!st_) return;
-  // Not waited for: the strand closes it (cancelling the read, whose
-  // completion still holds the state).
-  try {
-    asio::post(st_->strand, [st = st_] {
-      boost::system::error_code ec;
-      st->sock.close(ec);
-      st->held.clear();
-    });
-  } catch (...) {
-    // No memory for the post: the state's last owner closes the socket.
-  }
+  if (st_) detail::post_close(st_);
 }
 
 socket_id tcp_socket::id() const noexcept { return st_ ? st_->id : socket_id{}; }
@@ -162,46 +151,12 @@ tcp_socket::protocol::endpoint tcp_socket::remote_endpoint() const { return st_ 
 void tcp_socket::set_active(active a) {
   if (!st_) throw ember::error("ember::io::tcp_socket::set_active: no socket");
   ember::detail::enter_runtime("io::tcp_socket::set_active");
-  detail::enter_asio_thread();  // the post's memory from the thread's cache
-  const long v = a.value();
-  // Not waited for: the strand runs the owner's requests in order, so the
-  // change is in effect for every later call on the socket, and the data
-  // it lets through comes as messages anyway.
-  asio::post(st_->strand, [st = st_, v] {
-    st->own.set(v);
-    // Passive: the outstanding read goes (it has read nothing yet, or its
-    // data is on its way and will be held), so a passive read can start.
-    if (st->own.mode == 0 && st->reading) {
-      boost::system::error_code ignored;
-      st->sock.cancel(ignored);
-    }
-    st->deliver_held();
-    st->arm();
-  });
+  detail::post_set_active(st_, a.value());
 }
 
 void tcp_socket::controlling_process(ember::pid p) {
   if (!st_) throw ember::error("ember::io::tcp_socket::controlling_process: no socket");
-  state& st = *st_;
-  const ember::pid me = ember::self();
-  long saved = 0;
-  // 1. Stop deliveries (what is read meanwhile is held).
-  on_strand(st, "controlling_process", [&st, &saved, me]() -> boost::system::error_code {
-    if (st.own.owner != me) return make_error(request_error::not_owner);
-    saved = st.own.mode;
-    st.own.mode = 0;
-    return {};
-  });
-  // 2. What was delivered already goes to p first, in order.
-  detail::forward_queued<tcp_data, tcp_closed, tcp_error, tcp_passive>(st.id, p);
-  // 3. Then the rest, in the mode it had.
-  on_strand(st, "controlling_process", [&st, &saved, p]() -> boost::system::error_code {
-    st.own.owner = p;
-    st.own.mode = saved;
-    st.deliver_held();
-    st.arm();
-    return {};
-  });
+  detail::hand_over<tcp_data, tcp_closed, tcp_error, tcp_passive>(*st_, "tcp_socket", p);
 }
 
 void tcp_socket::write(std::string_view data) {

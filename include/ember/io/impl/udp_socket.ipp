@@ -136,16 +136,7 @@ udp_socket& udp_socket::operator=(udp_socket&& o) noexcept {
 }
 
 udp_socket::~udp_socket() {
-  if (!st_) return;
-  try {
-    asio::post(st_->strand, [st = st_] {
-      boost::system::error_code ec;
-      st->sock.close(ec);
-      st->held.clear();
-    });
-  } catch (...) {
-    // No memory for the post: the state's last owner closes the socket.
-  }
+  if (st_) detail::post_close(st_);
 }
 
 socket_id udp_socket::id() const noexcept { return st_ ? st_->id : socket_id{}; }
@@ -154,37 +145,12 @@ udp_socket::protocol::endpoint udp_socket::local_endpoint() const { return st_ ?
 void udp_socket::set_active(active a) {
   if (!st_) throw ember::error("ember::io::udp_socket::set_active: no socket");
   ember::detail::enter_runtime("io::udp_socket::set_active");
-  detail::enter_asio_thread();  // the post's memory from the thread's cache
-  asio::post(st_->strand, [st = st_, v = a.value()] {
-    st->own.set(v);
-    if (st->own.mode == 0 && st->reading) {
-      boost::system::error_code ignored;
-      st->sock.cancel(ignored);
-    }
-    st->deliver_held();
-    st->arm();
-  });
+  detail::post_set_active(st_, a.value());
 }
 
 void udp_socket::controlling_process(ember::pid p) {
   if (!st_) throw ember::error("ember::io::udp_socket::controlling_process: no socket");
-  state& st = *st_;
-  const ember::pid me = ember::self();
-  long saved = 0;
-  detail::on_strand(st.strand, "udp_socket", "controlling_process", [&st, &saved, me]() -> boost::system::error_code {
-    if (st.own.owner != me) return detail::make_error(detail::request_error::not_owner);
-    saved = st.own.mode;
-    st.own.mode = 0;
-    return {};
-  });
-  detail::forward_queued<udp_data, udp_error, udp_passive>(st.id, p);
-  detail::on_strand(st.strand, "udp_socket", "controlling_process", [&st, &saved, p]() -> boost::system::error_code {
-    st.own.owner = p;
-    st.own.mode = saved;
-    st.deliver_held();
-    st.arm();
-    return {};
-  });
+  detail::hand_over<udp_data, udp_error, udp_passive>(*st_, "udp_socket", p);
 }
 
 void udp_socket::send_to(const protocol::endpoint& to, std::string_view data) {
