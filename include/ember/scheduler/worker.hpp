@@ -180,7 +180,7 @@ private:
   // io_spin_window polls it for up to io_spin before it parks (the next
   // completion of a request/response exchange is usually that close),
   // yielding its CPU between polls.
-  std::int64_t last_io_ns_ = std::numeric_limits<std::int64_t>::min() / 2;  // steady_clock
+  std::int64_t last_io_ns_ = std::numeric_limits<std::int64_t>::min() / 2;  // fast_clock::now_ns()
   static constexpr std::chrono::microseconds io_spin{50};
   static constexpr std::chrono::milliseconds io_spin_window{1};
   /// Poll the event source while I/O is recent (see io_spin); true when

@@ -59,22 +59,15 @@ void worker::unpark() {
   if (in_events_.load(std::memory_order_seq_cst)) rt_.events()->wake();
 }
 
-namespace {
-std::int64_t steady_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
-
 bool worker::poll_events() {
   event_source* ev = rt_.events();
   if (!ev || ev->poll() == 0) return false;
-  last_io_ns_ = steady_ns();
+  last_io_ns_ = fast_clock::now_ns();
   return true;
 }
 
 bool worker::spin_for_events(event_source* ev) {
-  const std::int64_t t0 = steady_ns();
+  const std::int64_t t0 = fast_clock::now_ns();
   if (t0 - last_io_ns_ > std::chrono::nanoseconds(io_spin_window).count()) return false;
   // One spinner at a time: a second would only take a CPU from whoever
   // makes the I/O (a client on the same machine, the other processes).
@@ -83,7 +76,7 @@ bool worker::spin_for_events(event_source* ev) {
   bool found = false;
   for (;;) {
     if (ev->poll() != 0) {
-      last_io_ns_ = steady_ns();
+      last_io_ns_ = fast_clock::now_ns();
       found = true;
       break;
     }
@@ -97,7 +90,7 @@ bool worker::spin_for_events(event_source* ev) {
     // on 2 CPUs, client included: C = 1000 183 k req/s, against 152 k with
     // pause and 165 k with no spin; C = 1 keeps its 26 µs round trip.
     std::this_thread::yield();
-    if (steady_ns() >= until) break;
+    if (fast_clock::now_ns() >= until) break;
   }
   rt_.release_event_spin();
   return found;
@@ -319,13 +312,13 @@ bool worker::work_visible() const {
 
 void worker::park_idle() {
   if (rt_.manual() && manual_step()) return;
-  // With an event source, one idle worker waits in it (no spin: a
-  // completion wakes it as fast as a futex would, and spinning would only
-  // delay the wait).
   event_source* const ev = rt_.events();
   // Requests and responses in flight: their next completion is likely a
   // few microseconds away, closer than a parked thread's wake-up.
   if (ev && !rt_.manual() && spin_for_events(ev)) return;
+  // Then, with an event source, one idle worker waits in it (without the
+  // searcher's spin below: a completion wakes it as fast as a futex would,
+  // and that spin would only delay the wait).
   const bool event_waiter = ev && rt_.claim_event_wait();
   // Spin briefly as a searcher first: work that shows up within a few tens
   // of microseconds is taken without a futex round trip, and while we count
@@ -368,7 +361,7 @@ void worker::park_idle() {
     // this wait; the worker that did so is awake and takes the new work,
     // but a shutdown needs this one back.
     if (timeout.count() < 0 || timeout > event_wait_slice) timeout = event_wait_slice;
-    if (!parker_.take_notification() && ev->wait(timeout) != 0) last_io_ns_ = steady_ns();
+    if (!parker_.take_notification() && ev->wait(timeout) != 0) last_io_ns_ = fast_clock::now_ns();
     in_events_.store(false, std::memory_order_relaxed);
     rt_.release_event_wait();
   } else {
