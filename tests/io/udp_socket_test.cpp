@@ -4,6 +4,7 @@
 
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -204,6 +205,27 @@ TEST_CASE("io::udp_socket: errors — a datagram too large, a recv timeout, a cl
     CHECK_THROWS_WITH(p.ours.recv(), Catch::Contains("the socket is closed"));
     CHECK_THROWS_WITH(p.ours.send_to(p.peer.local_endpoint(), "x"), Catch::Contains("the socket is closed"));
     CHECK_THROWS_AS(p.ours.recv(-5ms), ember::bad_argument);
+  });
+}
+
+TEST_CASE("io::udp_socket: a handle with no socket refuses every call, and recv's timeout takes 0 and refuses NaN",
+          "[io]") {
+  with_io(1, [](ember::io::context& io) {
+    auto p = open_pair(io);
+    // 0: no datagram queued, so it times out at once.
+    CHECK_THROWS_WITH(p.ours.recv(0ms), Catch::Contains("timed out"));
+    CHECK_THROWS_AS(p.ours.recv(std::chrono::duration<double, std::milli>(std::nan(""))), ember::bad_argument);
+    udp_socket moved = std::move(p.ours);
+    CHECK_FALSE(p.ours);
+    CHECK(p.ours.id() == ember::io::socket_id{});
+    CHECK_THROWS_WITH(p.ours.set_active(active::once()), Catch::Contains("no socket"));
+    CHECK_THROWS_WITH(p.ours.recv(), Catch::Contains("no socket"));
+    CHECK_THROWS_WITH(p.ours.send_to(p.peer.local_endpoint(), "x"), Catch::Contains("no socket"));
+    CHECK_THROWS_WITH(p.ours.controlling_process(ember::self()), Catch::Contains("no socket"));
+    p.ours.close();  // nothing to close
+    // The handle it moved to works.
+    p.peer.async_send_to(asio::buffer(std::string("still")), moved.local_endpoint(), ember::io::use_process);
+    CHECK(text(moved.recv(10s).data) == "still");
   });
 }
 
