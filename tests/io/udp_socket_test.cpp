@@ -24,6 +24,7 @@ using ember_test::with_io;
 namespace {
 
 struct ping {};
+struct go {};
 struct result {
   std::string what;
 };
@@ -240,10 +241,13 @@ TEST_CASE("io::udp_socket: the socket closes when its owner exits — normally, 
         s.set_active(killed ? active::off() : active::once());
         ember::send(me, s.local_endpoint().port());
         if (killed) (void)s.recv();  // killed here
+        else ember::receive([](go) {});  // monitored by now: ends normally
       });
       auto ref = ember::monitor(owner);
       const auto port = ember::receive([](unsigned short x) { return x; });
-      if (killed) {
+      if (!killed) {
+        ember::send(owner, go{});
+      } else {
         for (auto info = ember::process_info(owner); info && info->status != ember::process_status::waiting;
              info = ember::process_info(owner))
           ember::yield();
