@@ -272,11 +272,36 @@ void runtime_core::notify_one() {
   if (w >= 0) workers_[std::size_t(w)]->unpark();
 }
 
+namespace {
+// wake's rare cases, out of line: its common case then calls nothing and
+// saves no registers.
+[[gnu::noinline]] void wake_contended(carrier* c, process* p) {
+  // The lease was taken while the monitor was deciding (see enter()).
+  if (worker* w = c->enter_contended()) {
+    w->push_lifo(p);
+    c->leave();
+  } else {
+    c->runtime().inject(p);
+  }
+}
+[[gnu::noinline]] void wake_displacing(carrier* c, worker* w, process* p) {
+  w->push_lifo(p);  // the LIFO slot was taken: its process goes to the queue
+  c->leave();
+}
+}  // namespace
+
 void runtime_core::wake(process* p) {
   p->status.store(process_status::runnable, std::memory_order_relaxed);
-  worker_lease w;
-  if (w && &w->runtime() == this) w->push_lifo(p);
-  else inject(p);
+  // A worker_lease written out: this is the hottest of them (every message
+  // to a waiting process).
+  carrier* const c = this_carrier();
+  if (EMBER_UNLIKELY(!c || &c->runtime() != this)) return inject(p);
+  worker* const w = c->enter_fast();
+  if (EMBER_UNLIKELY(w == nullptr)) return inject(p);
+  if (EMBER_UNLIKELY(carrier::is_contended(w))) return wake_contended(c, p);
+  if (EMBER_UNLIKELY(w->lifo_taken())) return wake_displacing(c, w, p);
+  w->push_lifo(p);
+  c->leave();
 }
 
 namespace {

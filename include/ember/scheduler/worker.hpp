@@ -92,6 +92,7 @@ public:
   bool run_on(carrier& c);
   /// Make p runnable here: into the LIFO slot (message wake-ups) or the back
   /// of the local queue (new and preempted processes).
+  [[nodiscard]] bool lifo_taken() const noexcept { return lifo_ != nullptr; }
   void push_lifo(process* p) {
     if (EMBER_UNLIKELY(lifo_ != nullptr)) push_back(lifo_);
     lifo_ = p;
@@ -188,7 +189,7 @@ private:
   bool spin_for_events(event_source* ev);
   stack_cache stacks_;
   long budget_ = 0;             // reductions left in the current slice
-  std::uint64_t tick_ = 0;      // scheduling ticks
+  std::uint32_t ticks_left_ = 61;  // scheduling ticks to the next look outside the local queue
   std::uint64_t seen_clock_ = 0;  // the monitor's clock tick at the last timer check
   bool preempted_ = false;      // the last process run yielded its slice
   std::minstd_rand rng_;

@@ -88,7 +88,7 @@ void heavy() noexcept {
 }
 }  // namespace lease_fence
 
-worker* carrier::enter_slow() noexcept {
+worker* carrier::enter_contended() noexcept {
   // The monitor is deciding whether to take the worker (revoke 1), or has
   // taken it (2).  It decides within microseconds; wait for it.
   for (unsigned spins = 0;; ++spins) {
@@ -292,7 +292,6 @@ void carrier::main(worker* first) {
   while (w) {
     // The scheduler's own lease, held except while a process runs.
     w_ = w;
-    depth_ = 1;
     busy_.store(1, std::memory_order_relaxed);
     if (w->run_on(*this)) break;  // shutdown
     // Its worker went on elsewhere: no longer off the schedulers, then the

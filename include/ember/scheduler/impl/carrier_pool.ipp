@@ -95,7 +95,7 @@ retake_result carrier_pool::retake(carrier& c, std::uint64_t slices) {
   // ordering: acquire pairs with leave()'s release (the worker's state as
   // the carrier left it) and with slice_begin.
   if (c.busy_.load(std::memory_order_acquire) != 0 || c.slices_.load(std::memory_order_acquire) != slices) {
-    // ordering: release; the carrier waiting in enter_slow goes on.
+    // ordering: release; the carrier waiting in enter_contended goes on.
     c.revoke_.store(0, std::memory_order_release);
     to->spare = true;
     spares_.push_back(to);

@@ -265,9 +265,13 @@ process* worker::find_work() {
   }
   // Every 61st tick, and after a process used up its slice, look outside
   // the local queue first, so that nothing waits there longer than a slice.
-  if (++tick_ % 61 == 0 || preempted_) {
+  const bool sixty_first = --ticks_left_ == 0;
+  if (EMBER_UNLIKELY(sixty_first || preempted_)) {
     preempted_ = false;
-    if (tick_ % 61 == 0) fire_timers();
+    if (sixty_first) {
+      ticks_left_ = 61;
+      fire_timers();
+    }
     if (process* p = take_inject()) {
       if (lifo_) push_back(lifo_), lifo_ = nullptr;
       budget_ = full;
