@@ -34,6 +34,8 @@ std::chrono::nanoseconds tick_interval(const runtime_options& o) {
 sysmon::sysmon(runtime_core& rt)
     : rt_(rt),
       interval_(tick_interval(rt.options())),
+      backoff_max_(std::max<std::chrono::nanoseconds>(interval_, std::chrono::milliseconds(1))),
+      sleep_(interval_),
       // (rt.manual() is not known yet: the runtime is being made.)
       slice_ns_(rt.options().clock ? 0 : std::chrono::nanoseconds(rt.options().time_slice).count()),
       handoff_ns_(rt.options().clock ? 0 : std::chrono::nanoseconds(rt.options().handoff_after).count()),
@@ -66,8 +68,19 @@ void sysmon::main() {
     lk.unlock();
     const std::int64_t now = fast_clock::steady_ns();
     rt_.advance_clock_tick();
-    bool active = scan(now);
+    const scan_result seen = scan(now);
+    const bool active = seen.active;
     rt_.carriers().reap();
+    // Back off while no slice spans a tick (short slices only, or idle
+    // spares): a tick wakes this thread, which takes a CPU from a worker
+    // when every CPU runs one.  A slice seen twice brings the interval back.
+    if (seen.held) {
+      sleep_ = interval_;
+      quiet_ticks_ = 0;
+    } else if (++quiet_ticks_ >= quiet_ticks_to_back_off && sleep_ < backoff_max_) {
+      sleep_ = std::min(sleep_ * 2, backoff_max_);
+      quiet_ticks_ = 0;
+    }
     lk.lock();
     if (stop_) break;
     if (!active) {
@@ -81,16 +94,16 @@ void sysmon::main() {
       }
       asleep_.store(false, std::memory_order_relaxed);
     }
-    cv_.wait_for(lk, interval_, [this] { return stop_; });
+    cv_.wait_for(lk, sleep_, [this] { return stop_; });
   }
 }
 
-bool sysmon::scan(std::int64_t now) {
-  bool active = false;
+sysmon::scan_result sysmon::scan(std::int64_t now) {
+  scan_result seen;
   carrier* handoff = nullptr;
   std::uint64_t handoff_slices = 0;
   rt_.carriers().for_each([&](carrier& c) {
-    look_at(c, now, active);
+    look_at(c, now, seen);
     // One hand-off per tick, after the walk (it takes the pool's mutex).
     if (!handoff && (c.sm_flags & sm_handoff_due) && c.sm_handed_after_ns < 0 && c.owned) {
       handoff = &c;
@@ -119,10 +132,10 @@ bool sysmon::scan(std::int64_t now) {
         break;
     }
   }
-  return active;
+  return seen;
 }
 
-void sysmon::look_at(carrier& c, std::int64_t now, bool& active) {
+void sysmon::look_at(carrier& c, std::int64_t now, scan_result& seen) {
   // ordering: acquire; the count is compared between ticks (retake()
   // re-checks it inside the handshake).
   const std::uint64_t slices = c.slices_.load(std::memory_order_acquire);
@@ -132,12 +145,15 @@ void sysmon::look_at(carrier& c, std::int64_t now, bool& active) {
     c.sm_flags = 0;
     c.sm_handed_after_ns = -1;
     c.sm_cpu_at = -1;
-    if (slices & 1) active = true;
+    if (slices & 1) seen.active = true;
     return;
   }
   if (!(slices & 1)) return;  // between slices (scheduler code, or parked)
-  active = true;
+  seen.active = true;
   if (c.blocking_.load(std::memory_order_relaxed)) return;  // ember::blocking: off the schedulers on purpose
+  // A slice that spans a tick on a carrier that still runs a worker: it
+  // may be a loop to hand off, so the ticks keep their pace.
+  if (c.owned) seen.held = true;
   // The slice began up to a tick before the monitor first saw it.
   const std::int64_t age = now - c.sm_since_ns + interval_.count();
   if (slice_ns_ > 0 && age >= slice_ns_) {
