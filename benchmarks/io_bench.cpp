@@ -254,7 +254,7 @@ void ember_echo(tcp::socket s) {
   for (;;) {
     const std::size_t got = s.async_read_some(asio::buffer(buf), asio::redirect_error(ember::io::use_process, ec));
     if (ec) return;
-    asio::async_write(s, asio::buffer(buf.data(), got), asio::redirect_error(ember::io::use_process, ec));
+    ember::io::write(s, asio::buffer(buf.data(), got), ec);
     if (ec) return;
   }
 }

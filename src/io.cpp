@@ -7,3 +7,4 @@
 #include "ember/io/impl/tcp_socket.ipp"
 #include "ember/io/impl/tcp_server.ipp"
 #include "ember/io/impl/udp_socket.ipp"
+#include "ember/io/impl/write.ipp"

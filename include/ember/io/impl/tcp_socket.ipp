@@ -20,6 +20,7 @@
 #include "ember/io/detail/strand.hpp"
 #include "ember/io/tcp_socket.hpp"
 #include "ember/io/use_process.hpp"
+#include "ember/io/write.hpp"
 #include "ember/receive.hpp"
 #include "ember/send.hpp"
 #include "ember/this_process.hpp"
@@ -162,6 +163,18 @@ void tcp_socket::controlling_process(ember::pid p) {
 void tcp_socket::write(std::string_view data) {
   if (!st_) throw ember::error("ember::io::tcp_socket::write: no socket");
   state& st = *st_;
+  // What the kernel takes at once needs no wait (io::write): only the
+  // owner closes the socket, and it does so on the strand while it waits,
+  // so the descriptor cannot change under this call.
+  if (const ember::detail::process* self = ember::detail::enter_runtime("io::tcp_socket::write");
+      !self->in_blocking && st.sock.is_open() && !data.empty()) {
+    ::iovec v{const_cast<char*>(data.data()), data.size()};
+    boost::system::error_code ec;
+    const std::size_t done = detail::send_now(st.sock.native_handle(), &v, 1, ec);
+    if (ec) throw_request("write", ec);
+    if (done == data.size()) return;
+    data.remove_prefix(done);
+  }
   const auto token = asio::as_tuple(use_process);
   auto [ec, n] = asio::async_initiate<decltype(token), void(boost::system::error_code, std::size_t)>(
       [&st, data](auto handler) {
