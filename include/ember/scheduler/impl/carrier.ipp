@@ -292,6 +292,7 @@ void carrier::main(worker* first) {
   while (w) {
     // The scheduler's own lease, held except while a process runs.
     w_ = w;
+    depth_ = 1;
     busy_.store(1, std::memory_order_relaxed);
     if (w->run_on(*this)) break;  // shutdown
     // Its worker went on elsewhere: no longer off the schedulers, then the
