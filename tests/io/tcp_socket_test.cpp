@@ -23,6 +23,7 @@ using asio::ip::tcp;
 using ember::io::active;
 using ember::io::tcp_socket;
 using ember_test::opts;
+using ember_test::until_waiting;
 using ember_test::with_io;
 
 namespace {
@@ -50,15 +51,6 @@ pair connect_pair(ember::io::context& io) {
 
 void peer_write(tcp::socket& peer, const std::string& s) {
   asio::async_write(peer, asio::buffer(s), ember::io::use_process);
-}
-
-/// Spin (yielding) until p waits (in an operation, or a receive).
-void until_waiting(ember::pid p) {
-  for (;;) {
-    auto info = ember::process_info(p);
-    if (!info || info->status == ember::process_status::waiting) return;
-    ember::yield();
-  }
 }
 
 /// Spin (yielding) until p's mailbox holds at least n messages.

@@ -26,14 +26,15 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
-#include "ember/io/io.hpp"
-#include "support/support.hpp"
+#include "io/io_support.hpp"
 
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using ember_test::loopback;
 using ember_test::opts;
 using ember_test::scaled;
+using ember_test::until_waiting;
 
 namespace {
 
@@ -49,16 +50,6 @@ struct result {
   std::string what;
 };
 
-tcp::endpoint loopback(unsigned short port = 0) { return {asio::ip::address_v4::loopback(), port}; }
-
-/// Spin (yielding) until p waits: it is suspended in its operation.
-void until_waiting(ember::pid p) {
-  for (;;) {
-    auto info = ember::process_info(p);
-    if (!info || info->status == ember::process_status::waiting) return;
-    ember::yield();
-  }
-}
 
 /// The error an operation failed with, or "" (in process context).
 template <class F>

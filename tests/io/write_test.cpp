@@ -19,7 +19,9 @@
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using ember_test::loopback;
 using ember_test::opts;
+using ember_test::until_waiting;
 using ember_test::with_io;
 
 namespace {
@@ -34,17 +36,6 @@ struct read_back {
 struct failed {
   std::string what;
 };
-
-tcp::endpoint loopback(unsigned short port = 0) { return {asio::ip::address_v4::loopback(), port}; }
-
-/// Spin (yielding) until p waits.
-void until_waiting(ember::pid p) {
-  for (;;) {
-    auto info = ember::process_info(p);
-    if (!info || info->status == ember::process_status::waiting) return;
-    ember::yield();
-  }
-}
 
 /// `n` bytes of a pattern that shows where a byte came from.
 std::string pattern(std::size_t n, char salt) {
