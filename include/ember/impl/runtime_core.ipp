@@ -408,13 +408,19 @@ void runtime_core::stop() {
   if (gave_up) {
     // A survivor no thread runs is never resumed: what its mailbox holds
     // is freed now (later sends to it are dropped).  One that a detached
-    // thread runs closes its own when it ends.
+    // thread runs closes its own when it ends; it will never receive what
+    // is queued (its kill is pending: every runtime call throws it), so
+    // that is freed now — a wake signal that the kill queued would
+    // otherwise be held until the program exits, where it could only be
+    // reported as a leak.
     std::lock_guard lk(table_mu_);
     for (auto& chunk : chunks_)
-      for (std::size_t i = 0; i < chunk_size; ++i)
-        if (process* p = &chunk[i]; p->serial.load(std::memory_order_acquire) != 0 &&
-                                    p->status.load(std::memory_order_relaxed) != process_status::running)
-          p->mbox.close();
+      for (std::size_t i = 0; i < chunk_size; ++i) {
+        process* p = &chunk[i];
+        if (p->serial.load(std::memory_order_acquire) == 0) continue;
+        if (p->status.load(std::memory_order_relaxed) != process_status::running) p->mbox.close();
+        else p->mbox.discard_inbox();
+      }
   }
   advance_done();  // a test waiting in advance() is released
   stopped_ = true;

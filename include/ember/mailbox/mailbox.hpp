@@ -243,6 +243,22 @@ public:
   void close() noexcept {
     close([](envelope*) noexcept {});
   }
+  /// Destroy what was pushed and not yet drained (any thread), leaving the
+  /// mailbox open: for a process whose owner may still run but will never
+  /// read it (runtime::stop gave up on it while a thread held it).  The
+  /// inbox word keeps its pointer beside a count, where no leak checker
+  /// sees it.  The owner takes its messages by exchange, so each envelope
+  /// is taken by one side only.
+  void discard_inbox() noexcept {
+    std::uintptr_t h = inbox_.load(std::memory_order_acquire);
+    while (h != 0 && h != blocked_word && h != closed_word) {
+      if (inbox_.compare_exchange_weak(h, 0, std::memory_order_acq_rel)) {
+        auto none = [](envelope*) noexcept {};
+        destroy_list(pointer_of(h), none);
+        return;
+      }
+    }
+  }
 
 private:
   static constexpr std::uintptr_t blocked_word = 1;
