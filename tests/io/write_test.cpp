@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -44,11 +45,12 @@ std::string pattern(std::size_t n, char salt) {
   return s;
 }
 
-/// Make a's send buffer and b's receive buffer small, so that a large write
-/// cannot be taken at once.
-void small_buffers(tcp::socket& a, tcp::socket& b) {
-  a.set_option(asio::socket_base::send_buffer_size(16 * 1024));
-  b.set_option(asio::socket_base::receive_buffer_size(16 * 1024));
+/// Two connected sockets on `io`, made without running it.
+std::pair<tcp::socket, tcp::socket> connected_pair(asio::io_context& io) {
+  tcp::acceptor acc(io, loopback());
+  tcp::socket a(io);
+  a.connect(acc.local_endpoint());
+  return {std::move(a), acc.accept()};
 }
 
 }  // namespace
@@ -57,10 +59,7 @@ TEST_CASE("io::write: what the kernel takes at once is written without the event
   // An io_context nobody runs: a write that went through it would never
   // complete.
   asio::io_context idle;
-  tcp::acceptor acc(idle, loopback());
-  tcp::socket a(idle);
-  a.connect(acc.local_endpoint());
-  tcp::socket b = acc.accept();
+  auto [a, b] = connected_pair(idle);
   const std::string one = pattern(64, 'x');
   const std::string two = pattern(100, 'y'), three = pattern(3, 'z');
   ember::runtime rt(opts(1));
@@ -168,10 +167,7 @@ TEST_CASE("io::write: a kill while the write waits cancels it and ends the write
 
 TEST_CASE("io::write: errors — a closed socket, a reset peer, an empty write, outside a process", "[io]") {
   asio::io_context idle;
-  tcp::acceptor acc(idle, loopback());
-  tcp::socket a(idle);
-  a.connect(acc.local_endpoint());
-  tcp::socket b = acc.accept();
+  auto [a, b] = connected_pair(idle);
   const std::string msg = pattern(1024, 'e');
   CHECK_THROWS_AS(ember::io::write(a, asio::buffer(msg)), ember::not_in_process);
   ember::runtime rt(opts(1));
